@@ -1,0 +1,94 @@
+"""Process-wide Blender state: one empty Cycles scene, two view layers, device choice.
+
+``setup`` runs once per process (a render worker imports bpy once and reuses it);
+per-scene objects are created by :mod:`generator.build` and removed after each scene.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import bpy
+
+MAIN, ANNOT = "main", "annot"
+_state: dict = {}
+
+
+def setup(render_cfg: dict) -> bpy.types.Scene:
+    """Idempotent: reset Blender once, then only (re)apply the render settings."""
+    if not _state:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        _state["device"] = _select_device(render_cfg["device"])
+        scene = bpy.context.scene
+        scene.render.engine = "CYCLES"
+        main = scene.view_layers[0]
+        main.name = MAIN
+        annot = scene.view_layers.new(ANNOT)
+        annot.use_pass_combined = False
+        annot.use_pass_z = False
+        cam = bpy.data.objects.new("rgsd.camera", bpy.data.cameras.new("rgsd.camera"))
+        scene.collection.objects.link(cam)
+        scene.camera = cam
+        from generator.materials import build_materials
+        _state["materials"] = build_materials()
+        _state["annot_materials"] = {}
+    scene = bpy.context.scene
+    r, c = scene.render, scene.cycles
+    r.resolution_x, r.resolution_y, r.resolution_percentage = render_cfg["width"], render_cfg["height"], 100
+    r.use_persistent_data = False
+    if render_cfg["threads"]:
+        r.threads_mode, r.threads = "FIXED", render_cfg["threads"]
+    else:
+        r.threads_mode = "AUTO"
+    c.device = "GPU" if _state["device"] != "CPU" else "CPU"
+    # Point-sampled data passes need sample 0 at the pixel centre: no DOF, no motion blur,
+    # no sample offset.
+    r.use_motion_blur = False
+    c.sample_offset = 0
+    scene.camera.data.dof.use_dof = False
+    scene.camera.data.clip_start = 0.05
+    scene.camera.data.clip_end = render_cfg["clip_end"]
+    return scene
+
+
+def device() -> str:
+    return _state.get("device", "CPU")
+
+
+def materials() -> dict:
+    return _state["materials"]
+
+
+def _select_device(wanted: str) -> str:
+    if wanted == "cpu":
+        return "CPU"
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for kind in ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL"):
+        try:
+            prefs.compute_device_type = kind
+        except TypeError:
+            continue
+        prefs.get_devices()
+        gpus = [d for d in prefs.devices if d.type == kind]
+        if gpus:
+            for d in prefs.devices:
+                d.use = d.type == kind
+            return kind
+    if wanted == "gpu":
+        raise RuntimeError("render.device=gpu but Cycles found no GPU (OptiX/CUDA/HIP/oneAPI/Metal)")
+    return "CPU"
+
+
+def scratch_dir() -> str:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    import tempfile
+    d = _state.get("scratch")
+    if not d:
+        d = tempfile.mkdtemp(prefix="rgsd-", dir=base)
+        _state["scratch"] = d
+    return d
+
+
+def quiet():
+    """Silence Blender's per-render console chatter and deprecation warnings."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="generator")

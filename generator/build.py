@@ -1,0 +1,176 @@
+"""Turn a scene spec into Blender objects (one object per placed asset) and back to nothing."""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from generator import annotations, blender
+from scenes import objects as scene_objects
+from scenes.classes import CLASS_IDS, KIND_CLASS
+from scenes.mesh import Mesh
+from scenes.spec import SceneSpec
+
+
+@dataclass
+class Built:
+    objects: list = field(default_factory=list)  # bpy objects, parallel to spec.objects
+    meshes: list = field(default_factory=list)
+    candidates: list = field(default_factory=list)  # per instance id 1..K: class, object, box3d
+    instance_of: dict = field(default_factory=dict)  # spec object index -> instance id
+
+
+def mesh_to_blender(name: str, mesh: Mesh):
+    me = bpy.data.meshes.new(name)
+    nv, nf = len(mesh.vertices), len(mesh.faces)
+    me.vertices.add(nv)
+    me.vertices.foreach_set("co", mesh.vertices.ravel())
+    me.loops.add(3 * nf)
+    me.loops.foreach_set("vertex_index", mesh.faces.ravel())
+    me.polygons.add(nf)
+    me.polygons.foreach_set("loop_start", np.arange(0, 3 * nf, 3, dtype=np.int32))
+    me.polygons.foreach_set("material_index", mesh.material.astype(np.int32))
+    tint = me.attributes.new("tint", "FLOAT_COLOR", "FACE")
+    rgba = np.concatenate([mesh.tint, np.ones((nf, 1), np.float32)], 1)
+    tint.data.foreach_set("color", rgba.ravel())
+    mats = blender.materials()
+    for m in mesh.materials:
+        me.materials.append(mats[m])
+    me.update()
+    return me
+
+
+def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
+    from generator.world import apply_lighting
+
+    built = Built()
+    cam = spec.camera
+    w2c = cam.world_to_camera()
+    intr = cam.intrinsics()
+    _place_camera(scene, cam)
+    apply_lighting(scene, spec.lighting)
+    instance_classes = {CLASS_IDS[c] for c in cfg["scene"]["instance_classes"]}
+    # Candidate instances: things of an instance class whose 3D box may be in view.  When
+    # more than max_instances, the nearest are kept; the others render as their class only.
+    cands = []
+    for i, o in enumerate(spec.objects):
+        cid = scene_objects.class_id(o)
+        if cid in instance_classes and scene_objects.in_view(o, w2c, intr):
+            box = scene_objects.box3d_camera(o, w2c)
+            cands.append((float(np.linalg.norm(box[:3])), i, cid, box))
+    cands.sort()
+    cands = sorted(cands[: cfg["scene"]["max_instances"]], key=lambda c: c[1])
+    for iid, (_, i, cid, box) in enumerate(cands, start=1):
+        built.instance_of[i] = iid
+        built.candidates.append({"class_id": cid, "object": i, "box3d": box})
+    for i, o in enumerate(spec.objects):
+        mesh = scene_objects.local_mesh(o)
+        me = mesh_to_blender(o.name, mesh)
+        ob = bpy.data.objects.new(o.name, me)
+        ob.location = o.position
+        ob.rotation_euler = (0.0, 0.0, math.radians(o.yaw_deg))
+        ob.pass_index = annotations.pass_index(scene_objects.class_id(o), built.instance_of.get(i, 0))
+        scene.collection.objects.link(ob)
+        built.objects.append(ob)
+        built.meshes.append(me)
+    return built
+
+
+def _place_camera(scene, cam) -> None:
+    ob = scene.camera
+    ob.data.sensor_fit = "HORIZONTAL"
+    ob.data.lens_unit = "FOV"
+    ob.data.angle = math.radians(cam.hfov_deg)
+    ob.data.shift_x = ob.data.shift_y = 0.0
+    # The camera pose comes from the spec's own world_to_camera so annotations (normals,
+    # 3D boxes) and the render cannot disagree.  Blender's camera axes are OpenCV's with
+    # y and z negated.
+    from mathutils import Matrix
+    w2c = cam.world_to_camera()
+    c2w = np.eye(4)
+    c2w[:3, :3] = w2c[:3, :3].T @ np.diag([1.0, -1.0, -1.0])
+    c2w[:3, 3] = cam.position
+    ob.matrix_world = Matrix(c2w.tolist())
+
+
+def _annotation_material(name: str, aov: str | None):
+    mat = bpy.data.materials.get(name)
+    if mat is not None:
+        return mat
+    mat = bpy.data.materials.new(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.clear()
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    out.target = "CYCLES"
+    nt.links.new(nt.nodes.new("ShaderNodeBsdfTransparent").outputs[0], out.inputs["Surface"])
+    if aov:
+        value = nt.nodes.new("ShaderNodeValue")
+        value.outputs[0].default_value = 1.0
+        node = nt.nodes.new("ShaderNodeOutputAOV")
+        node.aov_name = aov
+        nt.links.new(value.outputs[0], node.inputs["Value"])
+    # The first surface on the ray (transparent depth 0) writes the point-sampled data
+    # passes; AOVs accumulate, but exactly one crossing per ray has depth 0.
+    path = nt.nodes.new("ShaderNodeLightPath")
+    first = nt.nodes.new("ShaderNodeMath")
+    first.operation = "LESS_THAN"
+    first.inputs[1].default_value = 0.5
+    nt.links.new(path.outputs["Transparent Depth"], first.inputs[0])
+    geo = nt.nodes.new("ShaderNodeNewGeometry")
+    scale = nt.nodes.new("ShaderNodeVectorMath")
+    scale.operation = "SCALE"
+    nt.links.new(geo.outputs["True Normal"], scale.inputs[0])
+    nt.links.new(first.outputs[0], scale.inputs["Scale"])
+    normal = nt.nodes.new("ShaderNodeOutputAOV")
+    normal.aov_name = "gnormal"
+    nt.links.new(scale.outputs[0], normal.inputs["Color"])
+    for aov_name, node_type, socket in (("zdepth", "ShaderNodeCameraData", "View Z Depth"),
+                                        ("index", "ShaderNodeObjectInfo", "Object Index")):
+        src = nt.nodes.new(node_type)
+        mul = nt.nodes.new("ShaderNodeMath")
+        mul.operation = "MULTIPLY"
+        nt.links.new(src.outputs[socket], mul.inputs[0])
+        nt.links.new(first.outputs[0], mul.inputs[1])
+        node = nt.nodes.new("ShaderNodeOutputAOV")
+        node.aov_name = aov_name
+        nt.links.new(mul.outputs[0], node.inputs["Value"])
+    return mat
+
+
+def use_annotation_materials(built: Built) -> None:
+    """Swap every object's materials (object-linked slots) for the annotation ones and give
+    the annotation view layer exactly one AOV per candidate instance."""
+    scene = bpy.context.scene
+    layer = scene.view_layers[blender.ANNOT]
+    k = len(built.candidates)
+    want = [f"am{i}" for i in range(k)] + ["gnormal", "zdepth", "index"]
+    for aov in list(layer.aovs):
+        if aov.name not in want:
+            layer.aovs.remove(aov)
+    have = {a.name for a in layer.aovs}
+    for name in want:
+        if name not in have:
+            aov = layer.aovs.add()
+            aov.name = name
+            aov.type = "COLOR" if name == "gnormal" else "VALUE"
+    stuff = _annotation_material("rgsd.annot.stuff", None)
+    inst = {iid: _annotation_material(f"rgsd.annot.am{iid - 1}", f"am{iid - 1}")
+            for iid in range(1, k + 1)}
+    for i, ob in enumerate(built.objects):
+        mat = inst.get(built.instance_of.get(i, 0), stuff)
+        for slot in ob.material_slots:
+            slot.link = "OBJECT"
+            slot.material = mat
+
+
+def clear_scene(built: Built) -> None:
+    """Remove the scene's objects and meshes so a long-running worker does not grow."""
+    bpy.data.batch_remove(built.objects + built.meshes)
+    built.objects.clear()
+    built.meshes.clear()

@@ -1,0 +1,194 @@
+"""Scene-generation configuration: defaults, presets, file loading and dotted overrides.
+
+A config is a plain nested dict of JSON values so it can be stored verbatim in a store's
+attributes and compared on ``--resume``.  Ranges are ``[lo, hi]`` lists (inclusive).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+SCENARIOS = ("street", "city", "openroad")
+
+DEFAULTS: dict = {
+    "render": {
+        "width": 1280, "height": 720, "hfov_deg": 80.0,
+        "samples": 16, "adaptive_threshold": 0.05, "denoise": True,
+        "max_bounces": 4, "clip_end": 1000.0,
+        "device": "auto",  # auto | cpu | gpu
+        "threads": 0,  # 0 = all cores
+    },
+    "scene": {
+        "scenario": "street",
+        "mix": {"street": 0.25, "city": 0.25, "openroad": 0.5},  # DAISnet §4.1: 10k/10k/20k
+        "max_instances": 64,
+        "instance_classes": ["car", "van", "truck", "bus", "pedestrian",
+                             "traffic_sign", "traffic_light", "pole"],
+        "vehicle_mix": {"car": 0.6, "van": 0.15, "truck": 0.1, "bus": 0.15},
+        "placement_tries": 50,
+    },
+    "street": {
+        "length": 100.0, "road_width": 12.0, "lanes": 2, "sidewalk_width": 4.0,
+        # DAISnet eq. (1)
+        "camera_x": [-5.0, 5.0], "camera_height": [1.0, 2.0], "camera_along": [0.0, 50.0],
+        "camera_yaw_deg": [-10.0, 10.0], "camera_pitch_deg": [-4.0, 4.0],
+        "vehicles": [2, 3], "vehicle_lateral": [-10.0, 10.0], "vehicle_ahead": [10.0, 50.0],
+        "vehicle_yaw_deg": [0.0, 360.0],
+        "parked_vehicles": [2, 6], "moving_vehicles": [0, 2],
+        "pedestrians_per_vehicle": 3.0, "pedestrian_lateral": [-10.0, 10.0],
+        "pedestrian_ahead": [4.0, 40.0],
+        "furniture": [6, 16], "trees": [4, 10],
+    },
+    "city": {
+        "road_width": 14.0, "lanes": 4, "sidewalk_width": 5.0, "block": 80.0,
+        "camera_back": [15.0, 35.0], "camera_x": [-5.0, 5.0], "camera_height": [1.2, 2.0],
+        "camera_yaw_deg": [-15.0, 15.0], "camera_pitch_deg": [-4.0, 2.0],
+        "vehicles": [4, 10], "crowds": [2, 4], "crowd_size": [3, 8], "pedestrians": [4, 10],
+        "furniture": [6, 14], "trees": [2, 6],
+    },
+    "openroad": {
+        "lanes_per_direction": [1, 3], "lane_width": 3.5, "roads": [2, 4],
+        "vehicles": [12, 30], "follow_distance": [6.0, 15.0], "camera_height": [1.3, 1.8],
+        "min_vehicles_ahead": 3, "ahead_range": 60.0, "scene_checks": 20,
+        "trees": [10, 30], "poles": [6, 14],
+    },
+    "lighting": {
+        "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
+        "sun_strength": [2.0, 5.0], "sun_angle_deg": [0.5, 3.0],
+        "sun_color_warmth": [0.0, 0.35],  # 0 = white, 1 = deep orange
+        "sky_strength": [0.3, 1.0], "air_density": [0.5, 2.0], "aerosol_density": [0.2, 3.0],
+        "ozone_density": [0.5, 2.0], "exposure": [-0.5, 0.5],
+    },
+}
+
+PRESETS: dict[str, dict] = {
+    "tiny": {"render": {"width": 160, "height": 90, "samples": 2, "denoise": False,
+                        "max_bounces": 1, "adaptive_threshold": 0.0}},
+    "small": {"render": {"width": 640, "height": 360, "samples": 8, "max_bounces": 3}},
+    "default": {},
+    "high": {"render": {"samples": 64, "max_bounces": 8, "adaptive_threshold": 0.01}},
+}
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or override; reported as one line."""
+
+
+def merge(base: dict, over: dict, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        where = f"{path}{key}"
+        if key not in out:
+            raise ConfigError(f"unknown config key '{where}'")
+        if isinstance(out[key], dict) and key != "mix" and key != "vehicle_mix":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{where}' must be a table")
+            out[key] = merge(out[key], value, where + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """'street.vehicles=[1,2]' -> {'street': {'vehicles': [1, 2]}} (value parsed as JSON if it can be)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not KEY=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_file(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is a user mistake
+        raise ConfigError(f"cannot parse config file {p}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping")
+    return data
+
+
+def build_config(preset: str = "default", files=(), overrides=()) -> dict:
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    cfg = merge(DEFAULTS, PRESETS[preset])
+    for f in files:
+        cfg = merge(cfg, load_file(f))
+    for o in overrides:
+        cfg = merge(cfg, parse_override(o))
+    validate(cfg)
+    return cfg
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate(cfg: dict) -> None:
+    """Type-check against DEFAULTS and check every range; raise ConfigError naming the key."""
+    def walk(ref, val, path):
+        if isinstance(ref, dict) and path not in ("scene.mix", "scene.vehicle_mix"):
+            for k in ref:
+                walk(ref[k], val[k], f"{path}.{k}" if path else k)
+            return
+        if isinstance(ref, list) and len(ref) == 2 and all(_is_number(r) for r in ref):
+            if not (isinstance(val, list) and len(val) == 2 and all(_is_number(v) for v in val)):
+                raise ConfigError(f"config key '{path}' must be a range [lo, hi], got {json.dumps(val)}")
+            if val[0] > val[1]:
+                raise ConfigError(f"config key '{path}' has lo > hi: {json.dumps(val)}")
+            if all(isinstance(r, int) for r in ref) and not all(isinstance(v, int) for v in val):
+                raise ConfigError(f"config key '{path}' must be a range of integers")
+            if min(val) < 0 and not any(s in path for s in ("lateral", "_x", "yaw", "pitch", "exposure")):
+                raise ConfigError(f"config key '{path}' must not be negative: {json.dumps(val)}")
+        elif _is_number(ref):
+            if not _is_number(val):
+                raise ConfigError(f"config key '{path}' must be a number, got {json.dumps(val)}")
+            if isinstance(ref, int) and not isinstance(val, int):
+                raise ConfigError(f"config key '{path}' must be an integer, got {json.dumps(val)}")
+        elif isinstance(ref, bool) and not isinstance(val, bool):
+            raise ConfigError(f"config key '{path}' must be true or false, got {json.dumps(val)}")
+        elif isinstance(ref, str) and not isinstance(val, str):
+            raise ConfigError(f"config key '{path}' must be a string, got {json.dumps(val)}")
+
+    walk(DEFAULTS, cfg, "")
+    r = cfg["render"]
+    if not (16 <= r["width"] <= 8192 and 16 <= r["height"] <= 8192):
+        raise ConfigError("render.width and render.height must be between 16 and 8192")
+    if r["samples"] < 1:
+        raise ConfigError("render.samples must be at least 1")
+    if not 1.0 <= r["hfov_deg"] <= 170.0:
+        raise ConfigError("render.hfov_deg must be between 1 and 170")
+    if r["device"] not in ("auto", "cpu", "gpu"):
+        raise ConfigError("render.device must be auto, cpu or gpu")
+    s = cfg["scene"]
+    if s["scenario"] not in SCENARIOS + ("mix",):
+        raise ConfigError(f"scene.scenario must be one of {', '.join(SCENARIOS + ('mix',))}")
+    for key, names in (("mix", SCENARIOS), ("vehicle_mix", ("car", "van", "truck", "bus"))):
+        d = s[key]
+        if not isinstance(d, dict) or set(d) - set(names) or not d or \
+                any(not _is_number(v) or v < 0 for v in d.values()) or sum(d.values()) <= 0:
+            raise ConfigError(f"scene.{key} must map some of {', '.join(names)} to non-negative weights")
+    if not 1 <= s["max_instances"] <= 1023:
+        raise ConfigError("scene.max_instances must be between 1 and 1023")
+    from scenes.classes import CLASS_IDS
+    bad = [c for c in s["instance_classes"] if c not in CLASS_IDS]
+    if bad:
+        raise ConfigError(f"scene.instance_classes has unknown classes {bad}")

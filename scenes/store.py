@@ -1,0 +1,218 @@
+"""The scene store: the one module that reads and writes rendered scenes on disk.
+
+A Zarr v3 group.  Every per-scene array has the scene as its first dimension and one
+chunk (or shard) per scene, so a worker writing scene ``i`` touches no chunk another
+scene uses; ``done[i]`` is written last.  Only the driver creates arrays or changes
+metadata.  Coordinates: camera space is OpenCV's (x right, y down, z forward); pixel
+(row i, col j) is a point sample at image position (u, v) = (j + 0.5, i + 0.5).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+KIND = "rgsd.scenes"
+
+# name -> (dimension names after "scene", dtype, fill value)
+PER_SCENE = {
+    "rgb": (("y", "x", "channel"), "uint8", 0),
+    "depth": (("y", "x"), "float32", float("inf")),
+    "instance": (("y", "x"), "uint16", 0),
+    "semantic": (("y", "x"), "uint8", 0),
+    "normals": (("y", "x", "channel"), "float16", 0.0),
+    "amodal": (("instance", "y", "x"), "bool", False),
+    "num_instances": ((), "uint16", 0),
+    "instance_class": (("instance",), "uint8", 0),
+    "instance_object": (("instance",), "int32", -1),
+    "modal_box": (("instance", "box"), "int32", -1),
+    "amodal_box": (("instance", "box"), "int32", -1),
+    "modal_area": (("instance",), "int32", 0),
+    "amodal_area": (("instance",), "int32", 0),
+    "visible_fraction": (("instance",), "float32", 0.0),
+    "distance": (("instance",), "float32", float("nan")),
+    "box3d": (("instance", "box3d"), "float32", float("nan")),
+    "occlusion": (("instance", "other"), "bool", False),
+    "depth_order": (("instance", "other"), "int8", 0),
+    "spec": ((), "str", ""),
+    "done": ((), "bool", False),
+}
+ANNOTATIONS = [k for k in PER_SCENE if k not in ("spec", "done")]
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked (exists, wrong kind or version, missing)."""
+
+
+@dataclass
+class SceneStore:
+    group: object  # zarr.Group
+    url: str
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.group.attrs)
+
+    @property
+    def n(self) -> int:
+        return int(self.group["done"].shape[0])
+
+    @property
+    def max_instances(self) -> int:
+        return int(self.group["amodal"].shape[1])
+
+    def done(self) -> np.ndarray:
+        return self.group["done"][:]
+
+    def write_scene(self, i: int, arrays: dict, spec_json: str) -> None:
+        """Write every array of scene ``i``, then mark it done (a crash leaves done[i] False)."""
+        g = self.group
+        for name in ANNOTATIONS:
+            value = arrays[name]
+            g[name][i] = value
+        g["spec"][i] = spec_json
+        g["done"][i] = True
+
+    def write_spec(self, i: int, spec_json: str) -> None:
+        self.group["spec"][i] = spec_json
+
+    def spec(self, i: int) -> str:
+        return str(self.group["spec"][i])
+
+    def read_scene(self, i: int, names=None) -> dict:
+        names = names or ANNOTATIONS
+        out = {n: self.group[n][i] for n in names}
+        if "amodal" in out:
+            k = int(self.group["num_instances"][i])
+            out["amodal"] = out["amodal"][:k]
+        return out
+
+    def bytes_stored(self) -> int:
+        """Total stored bytes (local stores only; 0 if unknown)."""
+        p = Path(self.url)
+        if not p.exists():
+            return 0
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def exists(url: str) -> bool:
+    import zarr
+    if _is_local(url):
+        return Path(url.removeprefix("file://")).exists()
+    try:
+        zarr.open_group(url, mode="r")
+        return True
+    except Exception:  # noqa: BLE001 - any failure to open means nothing usable is there
+        return False
+
+
+def remove(url: str) -> None:
+    if _is_local(url):
+        p = Path(url.removeprefix("file://"))
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    else:
+        import fsspec
+        fs, path = fsspec.core.url_to_fs(url)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: bool = False,
+           extra_attrs: dict | None = None) -> SceneStore:
+    """Create an empty store for ``n`` scenes (driver only)."""
+    import zarr
+    from scenes.classes import CLASSES
+
+    if exists(url):
+        if not overwrite:
+            raise StoreError(f"{url} already exists (use --overwrite to replace it or --resume to continue it)")
+        remove(url)
+    h, w = cfg["render"]["height"], cfg["render"]["width"]
+    kmax = cfg["scene"]["max_instances"]
+    sizes = {"y": h, "x": w, "channel": 3, "instance": kmax, "other": kmax, "box": 4, "box3d": 7}
+    g = zarr.open_group(url, mode="w", zarr_format=3)
+    for name, (dims, dtype, fill) in PER_SCENE.items():
+        shape = (n,) + tuple(sizes[d] for d in dims)
+        kwargs = {}
+        if name == "amodal":
+            # One inner chunk per instance inside one shard per scene: empty instance slots
+            # cost nothing and a reader can fetch one instance's mask alone.
+            kwargs = {"chunks": (1, 1, h, w), "shards": (1, kmax, h, w)}
+        else:
+            kwargs = {"chunks": (1,) + shape[1:]}
+        g.create_array(name, shape=shape, dtype=str if dtype == "str" else dtype, fill_value=fill,
+                       dimension_names=("scene",) + dims, **kwargs)
+    g.attrs.update({
+        "kind": KIND, "format_version": FORMAT_VERSION,
+        "resolution": {"width": w, "height": h}, "intrinsics": intrinsics,
+        "classes": list(CLASSES), "config": cfg, "seed": int(seed), "n_scenes": int(n),
+        "software": software_versions(),
+        "conventions": {
+            "camera": "OpenCV: x right, y down, z forward; metres",
+            "pixel": "row i, col j sampled at the pixel centre (u, v) = (j + 0.5, i + 0.5)",
+            "depth": "planar depth along the camera z axis in metres; +inf where no surface",
+            "normals": "unit geometric normals in camera coordinates, facing the camera; 0 where no surface",
+            "instance": "0 = none; k in 1..num_instances indexes slot k-1 of the per-instance arrays",
+            "box": "[x0, y0, x1, y1] pixel indices, inclusive-exclusive; -1 if empty",
+            "box3d": "[cx, cy, cz, length, width, height, yaw] in camera coordinates; yaw about camera -y",
+            "occlusion": "occlusion[a, b] = a occludes b (a visible where b's amodal mask is)",
+            "depth_order": "depth_order[a, b]: -1 a closer than b, 0 equal, +1 a farther",
+        },
+        **(extra_attrs or {}),
+    })
+    return SceneStore(g, url)
+
+
+def open_store(url: str, mode: str = "r") -> SceneStore:
+    import zarr
+    if not exists(url):
+        raise StoreError(f"no store at {url}")
+    try:
+        g = zarr.open_group(url, mode=mode)
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
+    kind = g.attrs.get("kind")
+    if kind != KIND:
+        raise StoreError(f"{url} is a store of kind {kind!r}, not a scene store ({KIND!r})")
+    version = g.attrs.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreError(f"{url} has scene-store format version {version}, this rgsd reads version {FORMAT_VERSION}")
+    return SceneStore(g, url)
+
+
+def software_versions() -> dict:
+    import zarr
+    out = {"python": platform.python_version(), "zarr": zarr.__version__, "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+        out["rgsd"] = version("rgsd")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        out["rgsd"] = "source"
+    return out
+
+
+def config_diff(a: dict, b: dict, path: str = "") -> str | None:
+    """The first dotted key whose value differs between two configs, or None."""
+    for key in sorted(set(a) | set(b)):
+        where = f"{path}{key}"
+        if key not in a or key not in b:
+            return where
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            d = config_diff(a[key], b[key], where + ".")
+            if d:
+                return d
+        elif json.dumps(a[key]) != json.dumps(b[key]):
+            return where
+    return None

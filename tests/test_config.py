@@ -1,0 +1,38 @@
+import json
+
+import pytest
+
+from scenes.config import ConfigError, build_config, parse_override
+
+
+def test_presets_and_overrides():
+    cfg = build_config("tiny", overrides=["render.samples=3", "street.vehicles=[1,4]"])
+    assert cfg["render"]["width"] == 160 and cfg["render"]["samples"] == 3
+    assert cfg["street"]["vehicles"] == [1, 4]
+    assert parse_override("a.b=x") == {"a": {"b": "x"}}
+
+
+@pytest.mark.parametrize("override, words", [
+    ("render.nope=1", "unknown config key 'render.nope'"),
+    ("render.samples=0", "render.samples"),
+    ("street.vehicles=[4,1]", "lo > hi"),
+    ("street.vehicles=[1.5,2]", "integers"),
+    ("render.width=wide", "render.width. must be a number"),
+    ("scene.scenario=moon", "scene.scenario"),
+    ("scene.mix={\"mars\":1}", "scene.mix"),
+    ("scene.instance_classes=[\"dragon\"]", "dragon"),
+])
+def test_bad_values_name_the_key(override, words):
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        build_config("default", overrides=[override])
+
+
+def test_config_file(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"render": {"samples": 5}}))
+    assert build_config("default", files=[f])["render"]["samples"] == 5
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        build_config("default", files=[tmp_path / "bad.json"])
+    with pytest.raises(ConfigError, match="not found"):
+        build_config("default", files=[tmp_path / "missing.json"])
