@@ -35,7 +35,9 @@ def setup(render_cfg: dict) -> bpy.types.Scene:
     scene = bpy.context.scene
     r, c = scene.render, scene.cycles
     r.resolution_x, r.resolution_y, r.resolution_percentage = render_cfg["width"], render_cfg["height"], 100
-    r.use_persistent_data = False
+    # Keeps Cycles' scene between the RGB and the annotation render: the second render then
+    # re-syncs only the swapped materials instead of rebuilding the BVH (0.8 s -> 0.1 s at tiny).
+    r.use_persistent_data = True
     if render_cfg["threads"]:
         r.threads_mode, r.threads = "FIXED", render_cfg["threads"]
     else:

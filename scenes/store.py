@@ -75,11 +75,8 @@ class SceneStore:
         for name in ANNOTATIONS:
             value = arrays[name]
             g[name][i] = value
-        g["spec"][i] = spec_json
+        _write_str(g["spec"], i, spec_json)
         g["done"][i] = True
-
-    def write_spec(self, i: int, spec_json: str) -> None:
-        self.group["spec"][i] = spec_json
 
     def spec(self, i: int) -> str:
         return str(self.group["spec"][i])
@@ -98,6 +95,11 @@ class SceneStore:
         if not p.exists():
             return 0
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def _write_str(array, i: int, text: str) -> None:
+    # zarr 3.1 only accepts variable-length strings as an object array, not a scalar.
+    array[i:i + 1] = np.array([text], dtype=object)
 
 
 def _is_local(url: str) -> bool:
