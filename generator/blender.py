@@ -5,6 +5,7 @@ per-scene objects are created by :mod:`generator.build` and removed after each s
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -17,8 +18,9 @@ _state: dict = {}
 def setup(render_cfg: dict) -> bpy.types.Scene:
     """Idempotent: reset Blender once, then only (re)apply the render settings."""
     if not _state:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        _state["device"] = _select_device(render_cfg["device"])
+        with mute_stdout():  # factory reset and GPU probing print library-loading chatter
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+            _state["device"] = _select_device(render_cfg["device"])
         scene = bpy.context.scene
         scene.render.engine = "CYCLES"
         main = scene.view_layers[0]
@@ -91,6 +93,15 @@ def scratch_dir() -> str:
     return d
 
 
-def quiet():
-    """Silence Blender's per-render console chatter and deprecation warnings."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="generator")
+@contextlib.contextmanager
+def mute_stdout():
+    """Blender prints progress lines from C; keep the user's terminal for our progress bar."""
+    fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(fd, 1)
+        os.close(fd)
+        os.close(devnull)

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from generator import annotations, blender
+from pathlib import Path
+
+from generator import annotations, blender, user_assets
 from scenes import objects as scene_objects
 from scenes.classes import CLASS_IDS, KIND_CLASS
 from scenes.mesh import Mesh
 from scenes.spec import SceneSpec
+from scenes.user_assets import cutout_mesh, read_alpha
 
 
 @dataclass
@@ -23,7 +26,7 @@ class Built:
     instance_of: dict = field(default_factory=dict)  # spec object index -> instance id
 
 
-def mesh_to_blender(name: str, mesh: Mesh):
+def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
     me = bpy.data.meshes.new(name)
     nv, nf = len(mesh.vertices), len(mesh.faces)
     me.vertices.add(nv)
@@ -36,6 +39,8 @@ def mesh_to_blender(name: str, mesh: Mesh):
     tint = me.attributes.new("tint", "FLOAT_COLOR", "FACE")
     rgba = np.concatenate([mesh.tint, np.ones((nf, 1), np.float32)], 1)
     tint.data.foreach_set("color", rgba.ravel())
+    if loop_uv is not None:
+        me.uv_layers.new(name="UVMap").data.foreach_set("uv", loop_uv.ravel())
     mats = blender.materials()
     for m in mesh.materials:
         me.materials.append(mats[m])
@@ -66,16 +71,26 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
     for iid, (_, i, cid, box) in enumerate(cands, start=1):
         built.instance_of[i] = iid
         built.candidates.append({"class_id": cid, "object": i, "box3d": box})
+    root = cfg["assets"]["dir"]
     for i, o in enumerate(spec.objects):
-        mesh = scene_objects.local_mesh(o)
-        me = mesh_to_blender(o.name, mesh)
+        if "user_asset" in o.params:
+            me = user_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
+        elif "cutout" in o.params:
+            _, w, h = o.params["asset_size"]
+            alpha = read_alpha(Path(root) / o.params["cutout"])
+            mesh, uv = cutout_mesh(alpha, w, h)
+            me = mesh_to_blender(o.name, mesh, uv)
+            me.materials[0] = user_assets.cutout_material(root, o.params["cutout"])
+            built.meshes.append(me)
+        else:
+            me = mesh_to_blender(o.name, scene_objects.local_mesh(o))
+            built.meshes.append(me)
         ob = bpy.data.objects.new(o.name, me)
         ob.location = o.position
         ob.rotation_euler = (0.0, 0.0, math.radians(o.yaw_deg))
         ob.pass_index = annotations.pass_index(scene_objects.class_id(o), built.instance_of.get(i, 0))
         scene.collection.objects.link(ob)
         built.objects.append(ob)
-        built.meshes.append(me)
     return built
 
 

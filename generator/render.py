@@ -28,20 +28,6 @@ from generator import annotations, blender, build
 from scenes.spec import SceneSpec
 
 
-@contextlib.contextmanager
-def _mute_stdout():
-    """Blender prints progress lines from C; keep the user's terminal for our progress bar."""
-    fd = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(fd, 1)
-        os.close(fd)
-        os.close(devnull)
-
-
 def read_exr(path: str) -> dict[str, np.ndarray]:
     """Passes of a multilayer EXR by pass name: (H, W) for one channel, (H, W, C) otherwise."""
     import OpenEXR
@@ -77,7 +63,7 @@ def _render(scene, layer: str, path: str) -> None:
         s.exr_codec = "NONE"
         s.color_depth = "32"
     scene.render.filepath = path
-    with _mute_stdout():
+    with blender.mute_stdout():
         bpy.ops.render.render(write_still=True)
 
 

@@ -55,11 +55,14 @@ def _index_list(text: str) -> list[int]:
 @click.option("--config", "config_files", multiple=True, type=click.Path(), help="JSON/YAML config file(s), applied in order.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one config value, e.g. --set render.samples=32 --set street.vehicles=[3,5].")
+@click.option("--assets", "assets_dir", default=None, type=click.Path(),
+              help="Folder of user assets: subfolders named by kind (car/, van/, bus/, pedestrian/, tree/, ...) "
+                   "holding .glb/.gltf/.obj/.blend models, and pedestrian_cutouts/ holding RGBA images.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--resume", is_flag=True, help="Continue an existing store: render only scenes not yet done.")
 @click.option("--only", default=None, metavar="INDICES",
               help="Re-render these scenes (e.g. 17 or 3,5,10-12) of an existing store from their stored specs.")
-def scenes(n, out, scenario, preset, seed, config_files, overrides, overwrite, resume, only):
+def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume, only):
     """Render N procedural scenes with RGB, depth, instance, semantic, amodal and normal maps.
 
     \b
@@ -76,8 +79,12 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, overwrite, r
     extra = list(overrides)
     if scenario:
         extra.insert(0, f"scene.scenario={scenario}")
+    if assets_dir:
+        extra.insert(0, f"assets.dir={assets_dir}")
     try:
         cfg = build_config(preset, config_files, extra)
+        if cfg["assets"]["dir"] and only is None:
+            cfg = scenes_run.index_assets(cfg)
         indices = _index_list(only) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices)
     except (ConfigError, scenes_run.RunError) as exc:

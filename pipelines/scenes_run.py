@@ -33,6 +33,28 @@ def render_one(url: str, index: int, cfg: dict, seed: int, spec_json: str | None
     return timings
 
 
+def index_assets(cfg: dict) -> dict:
+    """Scan ``assets.dir`` with Blender and put the usable assets into the config."""
+    import copy
+    from pathlib import Path
+
+    root = cfg["assets"]["dir"]
+    if not Path(root).is_dir():
+        raise RunError(f"--assets: {root} is not a folder")
+    from generator.blender import setup
+    from generator.user_assets import scan
+    setup(cfg["render"])
+    index, problems = scan(str(Path(root).resolve()))
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    if not index:
+        print(f"warning: no usable assets in {root}; using procedural ones only", file=sys.stderr)
+    cfg = copy.deepcopy(cfg)
+    cfg["assets"]["dir"] = str(Path(root).resolve())
+    cfg["assets"]["index"] = index
+    return cfg
+
+
 def _intrinsics(cfg: dict, seed: int) -> dict:
     return scene_spec(cfg, seed, 0).camera.intrinsics()
 

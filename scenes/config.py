@@ -28,6 +28,7 @@ DEFAULTS: dict = {
         "vehicle_mix": {"car": 0.6, "van": 0.15, "truck": 0.1, "bus": 0.15},
         "placement_tries": 50,
     },
+    # Camera poses follow DAISnet eq. (1) for streets; openroad cameras ride behind a car.
     "street": {
         "length": 100.0, "road_width": 12.0, "lanes": 2, "sidewalk_width": 4.0,
         # DAISnet eq. (1)
@@ -49,9 +50,16 @@ DEFAULTS: dict = {
     },
     "openroad": {
         "lanes_per_direction": [1, 3], "lane_width": 3.5, "roads": [2, 4],
-        "vehicles": [12, 30], "follow_distance": [6.0, 15.0], "camera_height": [1.3, 1.8],
+        "vehicles": [12, 30], "follow_distance": [5.0, 15.0], "camera_height": [1.3, 1.8],
         "min_vehicles_ahead": 3, "ahead_range": 60.0, "scene_checks": 20,
         "trees": [10, 30], "poles": [6, 14],
+    },
+    "assets": {
+        "dir": "",  # --assets DIR: folders named by kind (car/, bus/, pedestrian_cutouts/, ...)
+        "mode": "extend",  # extend: mix with procedural assets; replace: always use the user's
+        "probability": 0.5,  # extend mode: chance a placed object of a kind with models uses one
+        "cutout_probability": 0.5,  # chance a pedestrian is a 2D cutout (when cutouts exist)
+        "index": [],  # filled by the driver from a scan of dir; part of the config for resume
     },
     "lighting": {
         "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
@@ -186,6 +194,12 @@ def validate(cfg: dict) -> None:
         if not isinstance(d, dict) or set(d) - set(names) or not d or \
                 any(not _is_number(v) or v < 0 for v in d.values()) or sum(d.values()) <= 0:
             raise ConfigError(f"scene.{key} must map some of {', '.join(names)} to non-negative weights")
+    a = cfg["assets"]
+    if a["mode"] not in ("extend", "replace"):
+        raise ConfigError("assets.mode must be extend or replace")
+    for key in ("probability", "cutout_probability"):
+        if not 0.0 <= a[key] <= 1.0:
+            raise ConfigError(f"assets.{key} must be between 0 and 1")
     if not 1 <= s["max_instances"] <= 1023:
         raise ConfigError("scene.max_instances must be between 1 and 1023")
     from scenes.classes import CLASS_IDS

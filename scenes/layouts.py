@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from scenes.assets import ASSETS
+from scenes.user_assets import sample_params, size_of
 from scenes.placement import Ground, footprint
 from scenes.spec import Camera, Placed, integer, uniform
 
@@ -23,10 +23,10 @@ def _vehicle_kind(rng, cfg) -> str:
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
-def _place(ground: Ground, rng, kind: str, pose, tries: int, params=None, margin=0.1):
+def _place(ground: Ground, rng, cfg, kind: str, pose, tries: int, params=None, margin=0.1):
     """Sample params for ``kind`` and a free pose; returns a Placed or None."""
-    params = params if params is not None else ASSETS[kind].sample(rng)
-    size = ASSETS[kind].size(params)
+    params = params if params is not None else sample_params(rng, kind, cfg)
+    size = size_of(kind, params)
     spot = ground.try_place(pose, size, tries, margin)
     if spot is None:
         return None
@@ -40,8 +40,8 @@ def _road(objects, length, width, lanes, cx=0.0, cy=0.0, yaw=0.0, dashed=True):
                                             "dashed": dashed}, [cx, cy, 0.0], yaw))
 
 
-def _keep_out_camera(ground: Ground, cam: Camera) -> None:
-    ground.add(footprint(cam.position[0], cam.position[1], 2.0, 2.0, 0.0))
+def _keep_out_camera(ground: Ground, cam: Camera, size: float = 2.0) -> None:
+    ground.add(footprint(cam.position[0], cam.position[1], size, size, 0.0))
 
 
 def _camera(x, y, h, yaw, pitch) -> Camera:
@@ -56,26 +56,26 @@ def _furniture(rng, cfg, ground, objects, n, xs, y_range, tries):
         kind = kinds[int(rng.integers(len(kinds)))]
         side = int(rng.integers(len(xs)))
         x0, x1, yaw = xs[side]
-        p = _place(ground, rng, kind, lambda: (uniform(rng, (x0, x1)), uniform(rng, y_range), yaw), tries)
+        p = _place(ground, rng, cfg, kind, lambda: (uniform(rng, (x0, x1)), uniform(rng, y_range), yaw), tries)
         if p:
             objects.append(p)
 
 
-def _trees(rng, ground, objects, n, xs, y_range, tries):
+def _trees(rng, cfg, ground, objects, n, xs, y_range, tries):
     for _ in range(n):
         x0, x1, _ = xs[int(rng.integers(len(xs)))]
-        p = _place(ground, rng, "tree", lambda: (uniform(rng, (x0, x1)), uniform(rng, y_range),
+        p = _place(ground, rng, cfg, "tree", lambda: (uniform(rng, (x0, x1)), uniform(rng, y_range),
                                                  uniform(rng, (0, 360))), tries, margin=0.3)
         if p:
             objects.append(p)
 
 
-def _buildings(rng, objects, ground, side_x, y0, y1, facing):
+def _buildings(rng, cfg, objects, ground, side_x, y0, y1, facing):
     """A row of buildings along Y whose front faces the street at |x| = side_x."""
     y = y0
     while y < y1:
-        params = ASSETS["building"].sample(rng)
-        length, depth, _ = ASSETS["building"].size(params)
+        params = sample_params(rng, "building", cfg)
+        length, depth, _ = size_of("building", params)
         gap = uniform(rng, (0.0, 2.0))
         cx = side_x + facing * depth / 2.0
         cy = y + length / 2.0
@@ -97,7 +97,7 @@ def street(rng, cfg):
                               [s * (rw / 2 + sw / 2), ym, 0.0], 0.0 if s > 0 else 180.0))
     ground = Ground()
     for s in (-1, 1):
-        _buildings(rng, objects, ground, s * (rw / 2 + sw + uniform(rng, (0.0, 1.5))), y0, y1, s)
+        _buildings(rng, cfg, objects, ground, s * (rw / 2 + sw + uniform(rng, (0.0, 1.5))), y0, y1, s)
 
     cam = _camera(uniform(rng, c["camera_x"]), uniform(rng, c["camera_along"]), uniform(rng, c["camera_height"]),
                   uniform(rng, c["camera_yaw_deg"]), uniform(rng, c["camera_pitch_deg"]))
@@ -105,35 +105,35 @@ def street(rng, cfg):
     cy = cam.position[1]
     vehicles = []
     for _ in range(integer(rng, c["vehicles"])):  # DAISnet eq. (1)
-        vehicles.append(_place(ground, rng, _vehicle_kind(rng, cfg), lambda: (
+        vehicles.append(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), lambda: (
             uniform(rng, c["vehicle_lateral"]), cy + uniform(rng, c["vehicle_ahead"]),
             uniform(rng, c["vehicle_yaw_deg"])), tries))
     for _ in range(integer(rng, c["parked_vehicles"])):
         side = 1 if rng.random() < 0.5 else -1
         kind = _vehicle_kind(rng, cfg)
-        params = ASSETS[kind].sample(rng)
-        w = ASSETS[kind].size(params)[1]
-        vehicles.append(_place(ground, rng, kind, lambda: (
+        params = sample_params(rng, kind, cfg)
+        w = size_of(kind, params)[1]
+        vehicles.append(_place(ground, rng, cfg, kind, lambda: (
             side * (rw / 2 - w / 2 - uniform(rng, (0.2, 0.5))), uniform(rng, (y0 + 5, y1 - 5)),
             90.0 if side > 0 else 270.0), tries, params))
     lane_w = rw / max(c["lanes"], 1)
     for _ in range(integer(rng, c["moving_vehicles"])):
         side = 1 if rng.random() < 0.5 else -1
-        vehicles.append(_place(ground, rng, _vehicle_kind(rng, cfg), lambda: (
+        vehicles.append(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), lambda: (
             side * lane_w / 2 + uniform(rng, (-0.4, 0.4)), uniform(rng, (cy + 6, y1 - 5)),
             (90.0 if side > 0 else 270.0) + uniform(rng, (-4, 4))), tries))
     vehicles = [v for v in vehicles if v]
     objects += vehicles
     n_ped = int(rng.poisson(c["pedestrians_per_vehicle"] * max(len(vehicles), 1)))
     for _ in range(n_ped):
-        p = _place(ground, rng, "pedestrian", lambda: (
+        p = _place(ground, rng, cfg, "pedestrian", lambda: (
             uniform(rng, c["pedestrian_lateral"]), cy + uniform(rng, c["pedestrian_ahead"]),
             uniform(rng, (0, 360))), tries, margin=0.05)
         if p:
             objects.append(p)
     walk = [(-(rw / 2 + sw) + 0.4, -rw / 2 - 0.3, 90.0), (rw / 2 + 0.3, rw / 2 + sw - 0.4, 270.0)]
     _furniture(rng, cfg, ground, objects, integer(rng, c["furniture"]), walk, (y0, y1), tries)
-    _trees(rng, ground, objects, integer(rng, c["trees"]), walk, (y0, y1), tries)
+    _trees(rng, cfg, ground, objects, integer(rng, c["trees"]), walk, (y0, y1), tries)
     return cam, objects
 
 
@@ -161,8 +161,8 @@ def city(rng, cfg):
                                   [sx * corner, sy * corner, 0.0], 0.0))
             # One or two buildings set back from both streets on each corner block.
             for _ in range(int(rng.integers(1, 3))):
-                params = ASSETS["building"].sample(rng)
-                length, depth, _ = ASSETS["building"].size(params)
+                params = sample_params(rng, "building", cfg)
+                length, depth, _ = size_of("building", params)
                 bx = sx * (half + sw + length / 2 + uniform(rng, (0, arm - sw - length))) if arm - sw > length else sx * corner
                 by = sy * (half + sw + depth / 2 + uniform(rng, (0, max(arm - sw - depth, 0))))
                 fp = footprint(bx, by, length, depth, 0.0)
@@ -181,7 +181,7 @@ def city(rng, cfg):
         else:
             off = lane_offsets[int(rng.integers(len(lane_offsets)))]
             pose = lambda off=off: (uniform(rng, (-arm, arm)), off, 180.0 if off > 0 else 0.0)
-        p = _place(ground, rng, _vehicle_kind(rng, cfg), pose, tries)
+        p = _place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries)
         if p:
             objects.append(p)
     walk_x = (-(half + sw) + 0.5, -half - 0.5, 90.0), (half + 0.5, half + sw - 0.5, 270.0)
@@ -189,18 +189,18 @@ def city(rng, cfg):
         gx = uniform(rng, (-(half + sw), half + sw))
         gy = uniform(rng, (-half - 4, arm / 2))
         for _ in range(integer(rng, c["crowd_size"])):
-            p = _place(ground, rng, "pedestrian", lambda: (gx + rng.normal(0, 1.5), gy + rng.normal(0, 1.5),
+            p = _place(ground, rng, cfg, "pedestrian", lambda: (gx + rng.normal(0, 1.5), gy + rng.normal(0, 1.5),
                                                            uniform(rng, (0, 360))), tries, margin=0.05)
             if p:
                 objects.append(p)
     for _ in range(integer(rng, c["pedestrians"])):
         x0, x1, _ = walk_x[int(rng.integers(2))]
-        p = _place(ground, rng, "pedestrian", lambda: (uniform(rng, (x0, x1)), uniform(rng, (-arm, arm)),
+        p = _place(ground, rng, cfg, "pedestrian", lambda: (uniform(rng, (x0, x1)), uniform(rng, (-arm, arm)),
                                                        uniform(rng, (0, 360))), tries, margin=0.05)
         if p:
             objects.append(p)
     _furniture(rng, cfg, ground, objects, integer(rng, c["furniture"]), walk_x, (-arm, arm), tries)
-    _trees(rng, ground, objects, integer(rng, c["trees"]), walk_x, (-arm, arm), tries)
+    _trees(rng, cfg, ground, objects, integer(rng, c["trees"]), walk_x, (-arm, arm), tries)
     return cam, objects
 
 
@@ -271,14 +271,15 @@ def _openroad_once(rng, cfg, c, tries):
     s_ego = uniform(rng, (-120.0, 40.0))
     ego_xy = ego_origin + ego_dir * s_ego
     ego_heading = math.degrees(math.atan2(ego_dir[1], ego_dir[0]))
-    ego = _place(ground, rng, "car", lambda: (ego_xy[0], ego_xy[1], ego_heading), tries)
+    ego = _place(ground, rng, cfg, "car", lambda: (ego_xy[0], ego_xy[1], ego_heading), tries)
     if ego:
         objects.append(ego)
-    back = uniform(rng, c["follow_distance"])
+    # follow_distance is the gap from the camera to the ego vehicle's rear bumper.
+    back = uniform(rng, c["follow_distance"]) + (size_of("car", ego.params)[0] / 2 if ego else 0.0)
     cam_xy = ego_xy - ego_dir * back
     cam = _camera(cam_xy[0], cam_xy[1], uniform(rng, c["camera_height"]), ego_heading - 90.0,
                   uniform(rng, (-3.0, 1.0)))
-    _keep_out_camera(ground, cam)
+    _keep_out_camera(ground, cam, 4.0)
     for _ in range(integer(rng, c["vehicles"])):
         origin, d, length, _ = lanes[int(rng.integers(len(lanes)))]
         heading = math.degrees(math.atan2(d[1], d[0]))
@@ -288,7 +289,7 @@ def _openroad_once(rng, cfg, c, tries):
             s = s_ego + uniform(rng, (-20.0, 120.0)) if rng.random() < 0.7 else uniform(rng, (-length / 2, length / 2))
             xy = origin + d * s
             return xy[0], xy[1], heading + uniform(rng, (-3, 3))
-        p = _place(ground, rng, _vehicle_kind(rng, cfg), pose, tries, margin=0.5)
+        p = _place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries, margin=0.5)
         if p:
             objects.append(p)
     side = max(ln[0] @ np.array([1.0, 0.0]) for ln in main_lanes) + lw
@@ -296,11 +297,11 @@ def _openroad_once(rng, cfg, c, tries):
     for _ in range(integer(rng, c["poles"])):
         x0, x1, _ = verge[int(rng.integers(2))]
         kind = ("street_light", "traffic_sign")[int(rng.integers(2))]
-        p = _place(ground, rng, kind, lambda: (uniform(rng, (x0, x1)), uniform(rng, (-150, 200)),
+        p = _place(ground, rng, cfg, kind, lambda: (uniform(rng, (x0, x1)), uniform(rng, (-150, 200)),
                                               90.0 if x0 > 0 else 270.0), tries)
         if p:
             objects.append(p)
-    _trees(rng, ground, objects, integer(rng, c["trees"]), verge, (-150.0, 200.0), tries)
+    _trees(rng, cfg, ground, objects, integer(rng, c["trees"]), verge, (-150.0, 200.0), tries)
     return cam, objects
 
 

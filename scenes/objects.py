@@ -9,6 +9,7 @@ from scenes import assets
 from scenes.classes import CLASS_IDS, KIND_CLASS
 from scenes.mesh import Mesh
 from scenes.spec import Placed
+from scenes.user_assets import size_of
 
 ROAD_PIECES = {
     "road_surface": lambda p: assets.road_surface(p["length"], p["width"]),
@@ -28,11 +29,14 @@ def _box_mesh(p: dict) -> Mesh:
 def size(o: Placed) -> tuple[float, float, float]:
     if o.kind == "box":
         return o.params["length"], o.params["width"], o.params["height"]
-    return assets.ASSETS[o.kind].size(o.params)
+    return size_of(o.kind, o.params)
 
 
-def local_mesh(o: Placed) -> Mesh:
-    """The object's mesh in its own frame (the renderer places it with location and yaw)."""
+def local_mesh(o: Placed) -> Mesh | None:
+    """The object's mesh in its own frame (the renderer places it with location and yaw);
+    None for user models, which only Blender can read."""
+    if "user_asset" in o.params:
+        return None
     if o.kind == "box":  # an exact box of any class: analytic tests and simple scenes
         return _box_mesh(o.params)
     if o.kind in ROAD_PIECES:

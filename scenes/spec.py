@@ -96,6 +96,9 @@ def sample_scene(cfg: dict, seed: int, index: int) -> SceneSpec:
     camera.hfov_deg, camera.width, camera.height = float(r["hfov_deg"]), int(r["width"]), int(r["height"])
     for k, o in enumerate(objects):
         o.name = o.name or f"{o.kind}.{k:03d}"
+        if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet
+            dx, dy = camera.position[0] - o.position[0], camera.position[1] - o.position[1]
+            o.yaw_deg = math.degrees(math.atan2(dy, dx)) % 360.0
     return SceneSpec(index=index, seed=seed, scenario=scenario, camera=camera,
                      lighting=sample_lighting(rng, cfg["lighting"]), objects=objects)
 
