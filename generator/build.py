@@ -49,9 +49,33 @@ def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
 
 
 def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
+    """Create one Blender object per spec object, then pose everything for this frame."""
+    built = Built()
+    root = cfg["assets"]["dir"]
+    for o in spec.objects:
+        if "user_asset" in o.params:
+            me = user_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
+        elif "cutout" in o.params:
+            _, w, h = o.params["asset_size"]
+            mesh, uv = cutout_mesh(read_alpha(Path(root) / o.params["cutout"]), w, h)
+            me = mesh_to_blender(o.name, mesh, uv)
+            me.materials[0] = user_assets.cutout_material(root, o.params["cutout"])
+            built.meshes.append(me)
+        else:
+            me = mesh_to_blender(o.name, scene_objects.local_mesh(o))
+            built.meshes.append(me)
+        ob = bpy.data.objects.new(o.name, me)
+        scene.collection.objects.link(ob)
+        built.objects.append(ob)
+    set_frame(scene, built, spec, cfg)
+    return built
+
+
+def set_frame(scene, built: Built, spec: SceneSpec, cfg: dict) -> None:
+    """Pose camera, lights and objects for ``spec`` (a frame of the built layout), choose its
+    candidate instances and encode them in the objects' pass indices."""
     from generator.world import apply_lighting
 
-    built = Built()
     cam = spec.camera
     w2c = cam.world_to_camera()
     intr = cam.intrinsics()
@@ -68,30 +92,19 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
             cands.append((float(np.linalg.norm(box[:3])), i, cid, box))
     cands.sort()
     cands = sorted(cands[: cfg["scene"]["max_instances"]], key=lambda c: c[1])
+    built.instance_of.clear()
+    built.candidates.clear()
     for iid, (_, i, cid, box) in enumerate(cands, start=1):
         built.instance_of[i] = iid
         built.candidates.append({"class_id": cid, "object": i, "box3d": box})
-    root = cfg["assets"]["dir"]
-    for i, o in enumerate(spec.objects):
-        if "user_asset" in o.params:
-            me = user_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
-        elif "cutout" in o.params:
-            _, w, h = o.params["asset_size"]
-            alpha = read_alpha(Path(root) / o.params["cutout"])
-            mesh, uv = cutout_mesh(alpha, w, h)
-            me = mesh_to_blender(o.name, mesh, uv)
-            me.materials[0] = user_assets.cutout_material(root, o.params["cutout"])
-            built.meshes.append(me)
-        else:
-            me = mesh_to_blender(o.name, scene_objects.local_mesh(o))
-            built.meshes.append(me)
-        ob = bpy.data.objects.new(o.name, me)
+    for i, (o, ob) in enumerate(zip(spec.objects, built.objects)):
         ob.location = o.position
         ob.rotation_euler = (0.0, 0.0, math.radians(o.yaw_deg))
         ob.pass_index = annotations.pass_index(scene_objects.class_id(o), built.instance_of.get(i, 0))
-        scene.collection.objects.link(ob)
-        built.objects.append(ob)
-    return built
+        for slot in ob.material_slots:  # undo a previous frame's annotation materials
+            if slot.link != "DATA":
+                slot.material = None
+                slot.link = "DATA"
 
 
 def _place_camera(scene, cam) -> None:

@@ -97,37 +97,52 @@ def _set_annot_settings(scene) -> None:
 
 def render_scene(spec: SceneSpec, cfg: dict) -> tuple[dict, dict]:
     """(arrays for scenes.store, timings in seconds) of one scene; bpy state is left clean."""
-    import bpy
+    return next(render_layout([spec], cfg))[1:]
 
+
+def render_layout(specs: list[SceneSpec], cfg: dict):
+    """Yield (spec, arrays, timings) for frames that share one layout, building it once."""
     t0 = time.perf_counter()
     scene = blender.setup(cfg["render"])
-    built = build.build_scene(scene, spec, cfg)
-    t1 = time.perf_counter()
+    built = build.build_scene(scene, specs[0], cfg)
+    t_build = time.perf_counter() - t0
+    try:
+        for k, spec in enumerate(specs):
+            t0 = time.perf_counter()
+            if k:
+                build.set_frame(scene, built, spec, cfg)
+            arrays, timings = _render_frame(scene, built, spec, cfg)
+            timings["build"] = (t_build if k == 0 else 0.0) + time.perf_counter() - t0 - sum(timings.values())
+            yield spec, arrays, timings
+    finally:
+        build.clear_scene(built)
+
+
+def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]:
+    from PIL import Image
+
     scratch = Path(blender.scratch_dir())
     a_png, b_exr = (str(scratch / f"{spec.index}.{n}") for n in ("rgb.png", "annot.exr"))
     try:
+        t1 = time.perf_counter()
         _set_main_settings(scene, cfg["render"], (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
         _render(scene, blender.MAIN, a_png)
-        t2 = time.perf_counter()
-        from PIL import Image
         rgb = np.asarray(Image.open(a_png).convert("RGB"))
+        t2 = time.perf_counter()
         build.use_annotation_materials(built)
         _set_annot_settings(scene)
         _render(scene, blender.ANNOT, b_exr)
         annot = read_exr(b_exr)
-        t3 = time.perf_counter()
         k = len(built.candidates)
         h, w = annot["zdepth"].shape
         stack = np.stack([annot[f"am{i}"] for i in range(k)]) if k else np.zeros((0, h, w), np.float32)
-        gn = annot["gnormal"][..., :3]
         arrays = annotations.assemble(
             object_index=annot["index"], depth=annot["zdepth"], amodal_stack=stack,
-            world_normals=gn, world_to_camera=spec.camera.world_to_camera(),
+            world_normals=annot["gnormal"][..., :3], world_to_camera=spec.camera.world_to_camera(),
             candidates=built.candidates, max_instances=cfg["scene"]["max_instances"], rgb=rgb)
-        t4 = time.perf_counter()
+        t3 = time.perf_counter()
     finally:
-        build.clear_scene(built)
         for p in (a_png, b_exr):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-    return arrays, {"build": t1 - t0, "rgb": t2 - t1, "annotations": (t3 - t2) + (t4 - t3)}
+    return arrays, {"rgb": t2 - t1, "annotations": t3 - t2}

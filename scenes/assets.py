@@ -41,7 +41,7 @@ def _recipe(sample, raw_build) -> Recipe:
 
     # Sizes come from the built geometry itself, so they can never drift from it; the
     # cache makes repeated placement queries cheap.
-    @lru_cache(maxsize=512)
+    @lru_cache(maxsize=64)
     def _size(key: str) -> tuple[float, float, float]:
         lo, hi = build(json.loads(key)).bounds()
         return tuple(float(x) for x in (hi - lo))

@@ -27,6 +27,8 @@ DEFAULTS: dict = {
                              "traffic_sign", "traffic_light", "pole"],
         "vehicle_mix": {"car": 0.6, "van": 0.15, "truck": 0.1, "bus": 0.15},
         "placement_tries": 50,
+        "frames_per_layout": 1,  # >1: several camera frames per built layout (amortises building)
+        "frame_interval_s": [1.0, 2.0],  # DAISnet: a scene check every 1-2 s
     },
     # Camera poses follow DAISnet eq. (1) for streets; openroad cameras ride behind a car.
     "street": {
@@ -40,6 +42,7 @@ DEFAULTS: dict = {
         "pedestrians_per_vehicle": 3.0, "pedestrian_lateral": [-10.0, 10.0],
         "pedestrian_ahead": [4.0, 40.0],
         "furniture": [6, 16], "trees": [4, 10],
+        "camera_speed": [1.0, 4.0], "vehicle_speed": [4.0, 12.0],
     },
     "city": {
         "road_width": 14.0, "lanes": 4, "sidewalk_width": 5.0, "block": 80.0,
@@ -47,12 +50,13 @@ DEFAULTS: dict = {
         "camera_yaw_deg": [-15.0, 15.0], "camera_pitch_deg": [-4.0, 2.0],
         "vehicles": [4, 10], "crowds": [2, 4], "crowd_size": [3, 8], "pedestrians": [4, 10],
         "furniture": [6, 14], "trees": [2, 6],
+        "camera_speed": [0.0, 6.0], "vehicle_speed": [0.0, 10.0],
     },
     "openroad": {
         "lanes_per_direction": [1, 3], "lane_width": 3.5, "roads": [2, 4],
         "vehicles": [12, 30], "follow_distance": [5.0, 15.0], "camera_height": [1.3, 1.8],
         "min_vehicles_ahead": 3, "ahead_range": 60.0, "scene_checks": 20,
-        "trees": [10, 30], "poles": [6, 14],
+        "trees": [10, 30], "poles": [6, 14], "traffic_speed": [12.0, 25.0],
     },
     "assets": {
         "dir": "",  # --assets DIR: folders named by kind (car/, bus/, pedestrian_cutouts/, ...)
@@ -200,6 +204,8 @@ def validate(cfg: dict) -> None:
     for key in ("probability", "cutout_probability"):
         if not 0.0 <= a[key] <= 1.0:
             raise ConfigError(f"assets.{key} must be between 0 and 1")
+    if s["frames_per_layout"] < 1:
+        raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
         raise ConfigError("scene.max_instances must be between 1 and 1023")
     from scenes.classes import CLASS_IDS

@@ -34,6 +34,19 @@ def _place(ground: Ground, rng, cfg, kind: str, pose, tries: int, params=None, m
     return Placed(kind, params, [float(x), float(y), 0.0], float(yaw % 360.0))
 
 
+def _moving(p: Placed | None, speed: float) -> Placed | None:
+    """Give a placed object a velocity of ``speed`` m/s along its heading."""
+    if p is not None:
+        a = math.radians(p.yaw_deg)
+        p.velocity = [speed * math.cos(a), speed * math.sin(a), 0.0]
+    return p
+
+
+def _heading_velocity(cam: Camera, speed: float) -> list[float]:
+    a = math.radians(cam.yaw_deg)
+    return [-speed * math.sin(a), speed * math.cos(a), 0.0]
+
+
 def _road(objects, length, width, lanes, cx=0.0, cy=0.0, yaw=0.0, dashed=True):
     objects.append(Placed("road_surface", {"length": length, "width": width}, [cx, cy, 0.0], yaw))
     objects.append(Placed("lane_markings", {"length": length, "road_width": width, "lanes": lanes,
@@ -119,9 +132,9 @@ def street(rng, cfg):
     lane_w = rw / max(c["lanes"], 1)
     for _ in range(integer(rng, c["moving_vehicles"])):
         side = 1 if rng.random() < 0.5 else -1
-        vehicles.append(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), lambda: (
+        vehicles.append(_moving(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), lambda: (
             side * lane_w / 2 + uniform(rng, (-0.4, 0.4)), uniform(rng, (cy + 6, y1 - 5)),
-            (90.0 if side > 0 else 270.0) + uniform(rng, (-4, 4))), tries))
+            (90.0 if side > 0 else 270.0) + uniform(rng, (-4, 4))), tries), uniform(rng, c["vehicle_speed"])))
     vehicles = [v for v in vehicles if v]
     objects += vehicles
     n_ped = int(rng.poisson(c["pedestrians_per_vehicle"] * max(len(vehicles), 1)))
@@ -131,6 +144,7 @@ def street(rng, cfg):
             uniform(rng, (0, 360))), tries, margin=0.05)
         if p:
             objects.append(p)
+    cam.velocity = _heading_velocity(cam, uniform(rng, c["camera_speed"]))
     walk = [(-(rw / 2 + sw) + 0.4, -rw / 2 - 0.3, 90.0), (rw / 2 + 0.3, rw / 2 + sw - 0.4, 270.0)]
     _furniture(rng, cfg, ground, objects, integer(rng, c["furniture"]), walk, (y0, y1), tries)
     _trees(rng, cfg, ground, objects, integer(rng, c["trees"]), walk, (y0, y1), tries)
@@ -181,9 +195,10 @@ def city(rng, cfg):
         else:
             off = lane_offsets[int(rng.integers(len(lane_offsets)))]
             pose = lambda off=off: (uniform(rng, (-arm, arm)), off, 180.0 if off > 0 else 0.0)
-        p = _place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries)
+        p = _moving(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries), uniform(rng, c["vehicle_speed"]))
         if p:
             objects.append(p)
+    cam.velocity = _heading_velocity(cam, uniform(rng, c["camera_speed"]))
     walk_x = (-(half + sw) + 0.5, -half - 0.5, 90.0), (half + 0.5, half + sw - 0.5, 270.0)
     for _ in range(integer(rng, c["crowds"])):  # groups on a corner or a crosswalk
         gx = uniform(rng, (-(half + sw), half + sw))
@@ -271,7 +286,8 @@ def _openroad_once(rng, cfg, c, tries):
     s_ego = uniform(rng, (-120.0, 40.0))
     ego_xy = ego_origin + ego_dir * s_ego
     ego_heading = math.degrees(math.atan2(ego_dir[1], ego_dir[0]))
-    ego = _place(ground, rng, cfg, "car", lambda: (ego_xy[0], ego_xy[1], ego_heading), tries)
+    flow = uniform(rng, c["traffic_speed"])  # all traffic moves at one speed: no overtaking
+    ego = _moving(_place(ground, rng, cfg, "car", lambda: (ego_xy[0], ego_xy[1], ego_heading), tries), flow)
     if ego:
         objects.append(ego)
     # follow_distance is the gap from the camera to the ego vehicle's rear bumper.
@@ -279,6 +295,7 @@ def _openroad_once(rng, cfg, c, tries):
     cam_xy = ego_xy - ego_dir * back
     cam = _camera(cam_xy[0], cam_xy[1], uniform(rng, c["camera_height"]), ego_heading - 90.0,
                   uniform(rng, (-3.0, 1.0)))
+    cam.velocity = [flow * float(ego_dir[0]), flow * float(ego_dir[1]), 0.0]  # riding behind the ego
     _keep_out_camera(ground, cam, 4.0)
     for _ in range(integer(rng, c["vehicles"])):
         origin, d, length, _ = lanes[int(rng.integers(len(lanes)))]
@@ -289,7 +306,7 @@ def _openroad_once(rng, cfg, c, tries):
             s = s_ego + uniform(rng, (-20.0, 120.0)) if rng.random() < 0.7 else uniform(rng, (-length / 2, length / 2))
             xy = origin + d * s
             return xy[0], xy[1], heading + uniform(rng, (-3, 3))
-        p = _place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries, margin=0.5)
+        p = _moving(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries, margin=0.5), flow)
         if p:
             objects.append(p)
     side = max(ln[0] @ np.array([1.0, 0.0]) for ln in main_lanes) + lw

@@ -23,6 +23,7 @@ class Camera:
     hfov_deg: float
     width: int
     height: int
+    velocity: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # m/s, for frames
 
     def intrinsics(self) -> dict:
         """Pinhole intrinsics; pixel (row i, col j) has its centre at (u, v) = (j + 0.5, i + 0.5)."""
@@ -54,6 +55,7 @@ class Placed:
     position: list[float]
     yaw_deg: float = 0.0
     name: str = ""
+    velocity: list[float] | None = None  # m/s in the world; moving objects advance per frame
 
 
 @dataclass
@@ -65,6 +67,9 @@ class SceneSpec:
     lighting: dict
     objects: list[Placed] = field(default_factory=list)
     version: int = SPEC_VERSION
+    layout: int = -1  # scenes of one layout share objects and differ in time (frames)
+    frame: int = 0
+    time_s: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -74,7 +79,8 @@ class SceneSpec:
         d = json.loads(text)
         return SceneSpec(index=d["index"], seed=d["seed"], scenario=d["scenario"],
                          camera=Camera(**d["camera"]), lighting=d["lighting"],
-                         objects=[Placed(**o) for o in d["objects"]], version=d["version"])
+                         objects=[Placed(**o) for o in d["objects"]], version=d["version"],
+                         layout=d.get("layout", d["index"]), frame=d.get("frame", 0), time_s=d.get("time_s", 0.0))
 
 
 def scene_rng(seed: int, index: int) -> np.random.Generator:
@@ -82,10 +88,38 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def sample_scene(cfg: dict, seed: int, index: int) -> SceneSpec:
-    """The spec of scene ``index`` of a run with ``seed`` and ``cfg``."""
+    """The spec of scene ``index`` of a run with ``seed`` and ``cfg``.
+
+    With ``scene.frames_per_layout = F``, scenes ``L*F .. L*F+F-1`` are frames of layout
+    ``L``: the same objects, seen ``frame_interval_s`` apart while the camera and moving
+    vehicles advance along their velocities."""
+    frames = cfg["scene"]["frames_per_layout"]
+    layout, frame = divmod(int(index), frames)
+    spec = sample_layout(cfg, seed, layout)
+    if frame:
+        timing = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), layout, 7])))
+        t = float(timing.uniform(*cfg["scene"]["frame_interval_s"], size=frame).sum())
+        spec = advance(spec, t)
+    spec.index, spec.frame = int(index), frame
+    return spec
+
+
+def advance(spec: SceneSpec, t: float) -> SceneSpec:
+    """The layout ``t`` seconds later: camera and moving objects moved along their velocity."""
+    out = SceneSpec.from_json(spec.to_json())
+    cam = out.camera
+    cam.position = [p + v * t for p, v in zip(cam.position, cam.velocity)]
+    for o in out.objects:
+        if o.velocity:
+            o.position = [p + v * t for p, v in zip(o.position, o.velocity)]
+    out.time_s = spec.time_s + t
+    return out
+
+
+def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
     from scenes import layouts  # local: layouts imports the asset recipes
 
-    rng = scene_rng(seed, index)
+    rng = scene_rng(seed, layout)
     scenario = cfg["scene"]["scenario"]
     if scenario == "mix":
         names = sorted(cfg["scene"]["mix"])
@@ -99,8 +133,8 @@ def sample_scene(cfg: dict, seed: int, index: int) -> SceneSpec:
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet
             dx, dy = camera.position[0] - o.position[0], camera.position[1] - o.position[1]
             o.yaw_deg = math.degrees(math.atan2(dy, dx)) % 360.0
-    return SceneSpec(index=index, seed=seed, scenario=scenario, camera=camera,
-                     lighting=sample_lighting(rng, cfg["lighting"]), objects=objects)
+    return SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
+                     lighting=sample_lighting(rng, cfg["lighting"]), objects=objects, layout=layout)
 
 
 def uniform(rng: np.random.Generator, bounds) -> float:

@@ -124,3 +124,19 @@ def test_store_of_another_kind_is_refused(tmp_path):
     zarr.open_group(other, mode="r+").attrs.update({"kind": "rgsd.scenes", "format_version": 99})
     r = gen("scenes", "--n", "1", "--out", other, "--resume", *TINY)
     assert r.exit_code == 2 and "format version 99" in r.output
+
+
+def test_frames_of_a_layout_equal_scenes_rendered_alone():
+    from generator.render import render_layout, render_scene
+    from scenes.config import build_config
+    from scenes.spec import sample_scene
+    cfg = build_config("tiny", overrides=["render.width=64", "render.height=40", "scene.frames_per_layout=3",
+                                          "scene.scenario=openroad"])
+    specs = [sample_scene(cfg, 5, i) for i in range(3)]
+    assert len({s.layout for s in specs}) == 1 and [s.frame for s in specs] == [0, 1, 2]
+    assert specs[0].camera.position != specs[2].camera.position
+    together = [arrays for _, arrays, _ in render_layout(specs, cfg)]
+    for spec, arrays in zip(specs, together):
+        alone, _ = render_scene(spec, cfg)
+        for name in ("depth", "instance", "semantic", "amodal", "occlusion", "box3d"):
+            np.testing.assert_array_equal(arrays[name], alone[name], err_msg=f"frame {spec.frame} {name}")
