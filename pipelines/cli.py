@@ -62,13 +62,38 @@ def _index_list(text: str) -> list[int]:
 @click.option("--resume", is_flag=True, help="Continue an existing store: render only scenes not yet done.")
 @click.option("--only", default=None, metavar="INDICES",
               help="Re-render these scenes (e.g. 17 or 3,5,10-12) of an existing store from their stored specs.")
-def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume, only):
+@click.option("--frames-per-layout", type=click.IntRange(min=1), default=None,
+              help="Render several camera frames per built layout (camera and traffic move); "
+                   "same as --set scene.frames_per_layout=N.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster (tcp://head:8786).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="LocalCluster worker processes [default: one per core]; 0 renders in this process without Dask.")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="Cycles threads per worker process [default: 1].")
+@click.option("--blender", "blender_mode", type=click.Choice(["worker", "subprocess"]), default="worker",
+              show_default=True, help="worker: bpy imported once per Dask worker and reused; "
+                                      "subprocess: a fresh Blender process per task.")
+@click.option("--recycle-after", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Restart a worker after this many scenes (Blender leaks over long loops); 0 = never.")
+@click.option("--max-rss", "max_rss_mib", type=click.FloatRange(min=0), default=3072, show_default=True,
+              help="Restart a worker whose memory exceeds this many MiB after a task; 0 = no limit.")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a failing task before its scenes go to the store's failure log.")
+def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume, only,
+           frames_per_layout, scheduler, workers, threads_per_worker, blender_mode, recycle_after, max_rss_mib,
+           retries):
     """Render N procedural scenes with RGB, depth, instance, semantic, amodal and normal maps.
+
+    \b
+    Runs on a Dask LocalCluster sized to this machine, or on --scheduler's cluster.
+    Output may be a local path or an fsspec URL (s3://..., gs://...).
 
     \b
     Examples:
       gen scenes --n 200 --out street.zarr --scenario street --preset default --seed 7
-      gen scenes --n 200 --out street.zarr --resume
+      gen scenes --n 40000 --out street.zarr --scenario mix
+      gen scenes --n 40000 --out s3://bucket/street.zarr --scheduler tcp://head:8786
+      gen scenes --n 40000 --out street.zarr --resume
       gen scenes --out street.zarr --only 17 --overwrite
     """
     from pipelines import scenes_run
@@ -81,12 +106,17 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
         extra.insert(0, f"scene.scenario={scenario}")
     if assets_dir:
         extra.insert(0, f"assets.dir={assets_dir}")
+    if frames_per_layout:
+        extra.insert(0, f"scene.frames_per_layout={frames_per_layout}")
+    cluster = scenes_run.ClusterOptions(scheduler, workers, threads_per_worker, blender_mode, recycle_after,
+                                        max_rss_mib, retries)
     try:
         cfg = build_config(preset, config_files, extra)
         if cfg["assets"]["dir"] and only is None:
             cfg = scenes_run.index_assets(cfg)
         indices = _index_list(only) if only is not None else None
-        code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices)
+        code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
+                              cluster=cluster)
     except (ConfigError, scenes_run.RunError) as exc:
         raise UserError(str(exc)) from None
     sys.exit(code)

@@ -1,8 +1,10 @@
 """``gen scenes``: create or reopen a scene store and render the scenes it still lacks."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,21 +18,6 @@ class RunError(ValueError):
 
 def scene_spec(cfg: dict, seed: int, index: int) -> SceneSpec:
     return sample_scene(cfg, seed, index)
-
-
-def render_one(url: str, index: int, cfg: dict, seed: int, spec_json: str | None = None) -> dict:
-    """Render scene ``index`` and write it into the store at ``url``: the unit of work a
-    worker process runs.  Returns its timings and stored byte estimate."""
-    from generator.render import render_scene
-
-    spec = SceneSpec.from_json(spec_json) if spec_json else scene_spec(cfg, seed, index)
-    arrays, timings = render_scene(spec, cfg)
-    t = time.perf_counter()
-    st = scene_store.open_store(url, mode="r+")
-    st.write_scene(index, arrays, spec.to_json())
-    timings["write"] = time.perf_counter() - t
-    timings["instances"] = int(arrays["num_instances"])
-    return timings
 
 
 def index_assets(cfg: dict) -> dict:
@@ -59,61 +46,145 @@ def _intrinsics(cfg: dict, seed: int) -> dict:
     return scene_spec(cfg, seed, 0).camera.intrinsics()
 
 
-def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None) -> int:
+@dataclass
+class ClusterOptions:
+    scheduler: str | None = None
+    workers: int | None = None  # None: one per core; 0: render in this process, no Dask
+    threads_per_worker: int | None = None  # Cycles threads per worker process
+    blender: str = "worker"  # worker: bpy imported once per worker; subprocess: one per task
+    recycle_after: int = 200  # restart a worker after this many scenes (0 = never)
+    max_rss_mib: float = 3072.0  # ... or once it grows past this
+    retries: int = 2  # retries of a task that raised (a broken asset, say)
+
+
+def _groups(todo: list, frames: int) -> list[list]:
+    """Scenes of one layout go to one task, so the layout is built once."""
+    groups: dict[int, list] = {}
+    for i, spec_json in todo:
+        groups.setdefault(i // frames, []).append((i, spec_json))
+    return list(groups.values())
+
+
+def _open_or_create(url, n, cfg, seed, overwrite, resume, only):
+    if only is not None:
+        st = scene_store.open_store(url, mode="r+")
+        bad = [i for i in only if not 0 <= i < st.n]
+        if bad:
+            raise RunError(f"--only: scene {bad[0]} is outside 0..{st.n - 1} of {url}")
+        done = st.done()
+        if done[only].any() and not overwrite:
+            raise RunError(f"scene {int(np.asarray(only)[done[only]][0])} of {url} is already done "
+                           "(add --overwrite to re-render it)")
+        return st, st.attrs["config"], st.attrs["seed"], [(i, st.spec(i) or None) for i in only]
+    if resume:
+        st = scene_store.open_store(url, mode="r+")
+        diff = scene_store.config_diff(st.attrs["config"], cfg)
+        if diff:
+            raise RunError(f"--resume: config key '{diff}' differs from the store's; rerun with the store's settings")
+        if st.attrs["seed"] != seed:
+            raise RunError(f"--resume: seed {seed} differs from the store's seed {st.attrs['seed']}")
+        if st.n != n:
+            raise RunError(f"--resume: --n {n} differs from the store's {st.n} scenes")
+        return st, cfg, seed, [(int(i), None) for i in np.flatnonzero(~st.done())]
+    st = scene_store.create(url, n, cfg, seed, _intrinsics(cfg, seed), overwrite=overwrite)
+    return st, cfg, seed, [(i, None) for i in range(n)]
+
+
+def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None,
+        cluster: ClusterOptions | None = None) -> int:
     from tqdm import tqdm
 
+    cluster = cluster or ClusterOptions()
     try:
-        if only is not None:
-            st = scene_store.open_store(url, mode="r+")
-            cfg, seed = st.attrs["config"], st.attrs["seed"]
-            bad = [i for i in only if not 0 <= i < st.n]
-            if bad:
-                raise RunError(f"--only: scene {bad[0]} is outside 0..{st.n - 1} of {url}")
-            done = st.done()
-            if done[only].any() and not overwrite:
-                raise RunError(f"scene {int(np.asarray(only)[done[only]][0])} of {url} is already done "
-                               "(add --overwrite to re-render it)")
-            todo = [(i, st.spec(i) or None) for i in only]
-        elif resume:
-            st = scene_store.open_store(url, mode="r+")
-            diff = scene_store.config_diff(st.attrs["config"], cfg)
-            if diff:
-                raise RunError(f"--resume: config key '{diff}' differs from the store's "
-                               f"({st.attrs['config'] if '.' not in diff else ''}".rstrip(" (") +
-                               "; rerun with the store's settings")
-            if st.attrs["seed"] != seed:
-                raise RunError(f"--resume: seed {seed} differs from the store's seed {st.attrs['seed']}")
-            if st.n != n:
-                raise RunError(f"--resume: --n {n} differs from the store's {st.n} scenes")
-            todo = [(int(i), None) for i in np.flatnonzero(~st.done())]
-        else:
-            st = scene_store.create(url, n, cfg, seed, _intrinsics(cfg, seed), overwrite=overwrite)
-            todo = [(i, None) for i in range(n)]
+        st, cfg, seed, todo = _open_or_create(url, n, cfg, seed, overwrite, resume, only)
     except scene_store.StoreError as exc:
         raise RunError(str(exc)) from None
-
     if not todo:
         print(f"{url}: all {st.n} scenes already done", file=sys.stderr)
         return 0
-    totals: dict[str, float] = {}
-    bar = tqdm(total=len(todo), unit="scene", desc="scenes", dynamic_ncols=True, file=sys.stderr)
+    groups = _groups(todo, cfg["scene"]["frames_per_layout"])
+    rerender = only is not None
+    # Shown after the cluster is up, so its dashboard line does not cut through the bar.
+    bar = tqdm(total=len(todo), unit="scene", desc="scenes", dynamic_ncols=True, file=sys.stderr, smoothing=0.05,
+               delay=1e9 if cluster.workers != 0 or cluster.scheduler else 0)
+    timings: list[dict] = []
+    failures: dict[int, str] = {}
+    t_start = time.perf_counter()
     try:
-        for i, spec_json in todo:
-            t = render_one(url, i, cfg, seed, spec_json)
-            for k, v in t.items():
-                totals[k] = totals.get(k, 0.0) + v
-            bar.update(1)
+        if cluster.workers == 0 and not cluster.scheduler:
+            for g in groups:
+                from pipelines.scenes_dask import render_group
+                for t in render_group(url, g, cfg, seed, cluster.threads_per_worker or 0, rerender):
+                    timings.append(t)
+                    bar.update(1)
+        else:
+            _run_on_dask(url, groups, cfg, seed, rerender, cluster, bar, timings, failures)
     except KeyboardInterrupt:
         bar.close()
-        print(f"\ninterrupted: {int(st.done().sum())}/{st.n} scenes done; continue with --resume",
-              file=sys.stderr)
+        print(f"\ninterrupted: {int(st.done().sum())}/{st.n} scenes done; continue with --resume", file=sys.stderr)
         return 130
-    bar.close()
+    finally:
+        bar.close()
+        _record_failures(st, failures, [i for i, _ in todo])
+    wall = time.perf_counter() - t_start
     done = int(st.done().sum())
     size = st.bytes_stored()
     per = f", {size / max(done, 1) / 1e6:.2f} MB per scene" if size else ""
-    m = len(todo)
-    print(f"{url}: {done}/{st.n} scenes done{per}; mean s/scene: build {totals['build'] / m:.2f}, "
-          f"rgb {totals['rgb'] / m:.2f}, annotations {totals['annotations'] / m:.2f}, write {totals['write'] / m:.2f}",
-          file=sys.stderr)
+    m = max(len(timings), 1)
+    phases = ", ".join(f"{k} {sum(t.get(k, 0.0) for t in timings) / m:.2f}"
+                       for k in ("build", "rgb", "annotations", "write"))
+    print(f"{url}: {done}/{st.n} scenes done{per}; {len(timings) / wall:.3f} scenes/s; "
+          f"mean s/scene: {phases}", file=sys.stderr)
+    if failures:
+        first = next(iter(failures.items()))
+        print(f"error: {len(failures)} scene(s) failed (scene {first[0]}: {first[1]}); "
+              f"see 'gen info {url}', fix, then --resume", file=sys.stderr)
+        return 1
     return 0
+
+
+def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, timings, failures):
+    from distributed import as_completed
+
+    from pipelines import scenes_dask
+    from pipelines.cluster import connect, default_layout
+
+    threads = opts.threads_per_worker or default_layout()[1]
+    fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
+    with connect(opts.scheduler, opts.workers, threads) as client:
+        bar.delay = 0
+        bar.refresh()
+        futures = {}
+        for g in groups:
+            f = client.submit(fn, url, g, cfg, seed, threads, rerender, recycle_after=opts.recycle_after,
+                              max_rss_mib=opts.max_rss_mib, resources={"render": 1}, retries=opts.retries,
+                              pure=False, key=f"render-scenes-{g[0][0]}-{g[-1][0]}-{os.getpid()}")
+            futures[f] = g
+        try:
+            for f in as_completed(futures):
+                g = futures.pop(f)
+                if f.status == "error":
+                    err = f.exception()
+                    msg = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+                    for i, _ in g:
+                        failures[i] = msg
+                    bar.update(len(g))
+                    continue
+                result = f.result()
+                timings.extend(result)
+                bar.update(len(g))
+                f.release()
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+
+
+def _record_failures(st, failures: dict, attempted: list) -> None:
+    """The store's failure log (group attribute, written by the driver only)."""
+    log = dict(st.group.attrs.get("failures", {}))
+    for i in attempted:
+        log.pop(str(i), None)
+    for i, msg in failures.items():
+        log[str(i)] = msg
+    if log or "failures" in st.group.attrs:
+        st.group.attrs["failures"] = log

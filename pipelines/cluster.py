@@ -1,0 +1,49 @@
+"""Dask clusters for every pipeline: a LocalCluster sized to the machine, or a given scheduler."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """(worker processes, Cycles threads per worker) for this machine.
+
+    One render per worker process and one Cycles thread per core: on 2 cores, 2x1 beat 1x2
+    by 1.5-1.9x (benchmarks/RESULTS.md) because a scene's Python-side work (building meshes,
+    reading passes, writing the store) is serial, and a second process fills those gaps."""
+    cores = cores or len(os.sched_getaffinity(0))
+    return cores, 1
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, workers: int | None = None, threads_per_worker: int | None = None,
+            memory_limit: str | None = "auto", quiet: bool = False):
+    """Yield a distributed Client; a LocalCluster when no scheduler address is given."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    # Renders hold the GIL rarely but long; keep the scheduler from declaring workers dead.
+    dask.config.set({"distributed.scheduler.worker-ttl": "30 minutes",
+                     "distributed.comm.timeouts.connect": "60s",
+                     "distributed.worker.daemon": False,
+                     "distributed.logging.distributed": "error"})
+    if scheduler:
+        with Client(scheduler) as client:
+            if not quiet:
+                print(f"dask: connected to {scheduler}, dashboard {client.dashboard_link}", file=sys.stderr)
+            yield client
+        return
+    n, _ = default_layout()
+    n = workers or n
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           resources={"render": 1}, memory_limit=memory_limit,
+                           dashboard_address="127.0.0.1:0", silence_logs=40)
+    try:
+        with Client(cluster) as client:
+            if not quiet:
+                print(f"dask: LocalCluster with {n} worker process(es), dashboard {client.dashboard_link}",
+                      file=sys.stderr)
+            yield client
+    finally:
+        cluster.close()
