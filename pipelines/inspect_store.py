@@ -9,7 +9,21 @@ import numpy as np
 from scenes.store import StoreError, open_store  # noqa: F401 - StoreError is re-raised by callers
 
 
+def store_kind(url: str) -> str:
+    import zarr
+
+    from scenes.store import exists
+    if not exists(url):
+        raise StoreError(f"no store at {url}")
+    try:
+        return zarr.open_group(url, mode="r").attrs.get("kind", "?")
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
+
+
 def info_text(url: str) -> str:
+    if store_kind(url) == "rgsd.shards":
+        return shards_info_text(url)
     st = open_store(url)
     a = st.attrs
     done = st.done()
@@ -59,8 +73,67 @@ def depth_image(depth: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(u8, cv2.COLORMAP_MAGMA)[..., ::-1]
 
 
+def shards_info_text(url: str) -> str:
+    from composer.shard_store import MASK_KINDS, open_shards
+    st = open_shards(url)
+    a = st.attrs
+    done = st.done()
+    kinds = Counter()
+    s = st.shard_size
+    for j in np.flatnonzero(done)[:50]:
+        kinds.update(MASK_KINDS[k] for k in st.group["mask_kind"][j * s:(j + 1) * s])
+    size = st_bytes(url)
+    nd = int(done.sum())
+    return "\n".join([
+        f"store       {url}",
+        f"kind        {a['kind']} v{a['format_version']}",
+        f"shards      {nd}/{st.n_shards} done, {st.shard_size} samples each ({nd * st.shard_size} samples)",
+        f"patch       {a['patch']}x{a['patch']}, chunks of {a['chunk_size']} samples",
+        f"depth       {a['depth_space']['formula']}",
+        f"mask kinds  " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + (" (first 50 shards)" if nd > 50 else ""),
+        f"sources     {', '.join(a['sources'])}",
+        f"per sample  {size / max(nd * st.shard_size, 1) / 1e3:.1f} kB stored" if size else "per sample  -",
+        f"seed        {a['seed']}",
+        f"config      {json.dumps(a['config'], separators=(',', ':'))}",
+    ])
+
+
+def st_bytes(url: str) -> int:
+    from pathlib import Path
+    p = Path(url)
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+
+
+def preview_shards(url: str, out: str, rows: int, width: int) -> str:
+    import cv2
+
+    from composer.shard_store import open_shards
+    st = open_shards(url)
+    done = np.flatnonzero(st.done())
+    if not len(done):
+        raise StoreError(f"{url} has no finished shards to preview")
+    s = st.shard_size
+    block = st.read(int(done[0]) * s, int(done[0]) * s + min(rows, s))
+    tiles = []
+    for k in range(len(block["mask"])):
+        hi = max(float(np.percentile(block["depth"][k].astype(np.float32), 99)), 1e-3)  # one scale per row
+
+        def dep(d, hi=hi):
+            u8 = np.clip(d.astype(np.float32) / hi * 255, 0, 255).astype(np.uint8)
+            return cv2.applyColorMap(u8, cv2.COLORMAP_MAGMA)[..., ::-1]
+        m = np.repeat((block["mask"][k] * 255)[..., None], 3, -1)
+        row = np.concatenate([block["rgb"][k].transpose(1, 2, 0), m, dep(block["depth"][k]), dep(block["depth1"][k]),
+                              dep(block["depth2"][k]), dep(block["perturbed"][k])], 1)
+        tiles.append(cv2.resize(row, (6 * width, width), interpolation=cv2.INTER_NEAREST))
+    from PIL import Image
+    Image.fromarray(np.concatenate(tiles, 0)).save(out)
+    return out
+
+
 def preview(url: str, out: str, rows: int = 4, width: int = 320) -> str:
     import cv2
+    if store_kind(url) == "rgsd.shards":
+        return preview_shards(url, out, rows, width)
     st = open_store(url)
     idx = np.flatnonzero(st.done())[:rows]
     if not len(idx):

@@ -1,0 +1,148 @@
+"""Sample synthesis for mask-guided layered depth refinement (Kim et al., maskdepth §3.1 and
+supp. §3): adaptive cropping, random composition and depth perturbations.
+
+Pure numpy/OpenCV functions on arrays; every random choice comes from the ``rng`` passed in.
+Depth here is in the refiner's space: inverse depth scaled to [0, 10] (:func:`to_inverse`).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+DEPTH_SCALE = 10.0
+
+
+def to_inverse(depth_m: np.ndarray, near_m: float = 1.0) -> np.ndarray:
+    """Metres to the refiner's depth space: ``10 * min(1, near_m / z)``.
+
+    Surfaces at or nearer than ``near_m`` map to 10, the depth halves with each doubling of
+    distance, and sky (z = +inf) maps to 0."""
+    with np.errstate(divide="ignore"):
+        inv = np.where(np.isfinite(depth_m) & (depth_m > 0), near_m / np.maximum(depth_m, 1e-6), 0.0)
+    return (DEPTH_SCALE * np.minimum(inv, 1.0)).astype(np.float32)
+
+
+def composite(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """M·a + (1−M)·b for a binary mask (H, W) and images (H, W) or (H, W, C)."""
+    m = mask.astype(bool)
+    if a.ndim == 3:
+        m = m[..., None]
+    return np.where(m, a, b)
+
+
+def random_crop(rng: np.random.Generator, hw: tuple[int, int], patch: int) -> tuple[int, int, int, int]:
+    """A patch x patch window [x0, y0, x1, y1] uniformly placed in an image of size hw."""
+    h, w = hw
+    if patch > h or patch > w:
+        raise ValueError(f"patch {patch} is larger than a {w}x{h} source")
+    y0 = int(rng.integers(0, h - patch + 1))
+    x0 = int(rng.integers(0, w - patch + 1))
+    return x0, y0, x0 + patch, y0 + patch
+
+
+def adaptive_crop(rng: np.random.Generator, box: tuple[int, int, int, int], hw: tuple[int, int],
+                  patch: int) -> tuple[int, int, int, int]:
+    """A square window around an object (supp. §3): the patch size when the object fits in it,
+    else p ~ U(s, 2s) with s = max(object h, w); placed at random with the object inside.
+    When the image is too small for that, the window shrinks to the image and stays over the
+    object as far as it can."""
+    x0, y0, x1, y1 = box
+    oh, ow = y1 - y0, x1 - x0
+    h, w = hw
+    s = max(oh, ow)
+    p = patch if s <= patch else int(rng.integers(s, 2 * s + 1))
+    p = min(p, h, w)
+    # Window origin range that keeps the whole object inside (clamped to the image).
+    lo_x, hi_x = max(0, x1 - p), min(x0, w - p)
+    lo_y, hi_y = max(0, y1 - p), min(y0, h - p)
+    if lo_x > hi_x:  # object wider than the window: centre the window on it
+        lo_x = hi_x = int(np.clip((x0 + x1 - p) // 2, 0, w - p))
+    if lo_y > hi_y:
+        lo_y = hi_y = int(np.clip((y0 + y1 - p) // 2, 0, h - p))
+    cx = int(rng.integers(lo_x, hi_x + 1))
+    cy = int(rng.integers(lo_y, hi_y + 1))
+    return cx, cy, cx + p, cy + p
+
+
+def stuff_crop(rng: np.random.Generator, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Stuff masks (sky): a square p ~ U(H/2, H) at a random location (supp. §3)."""
+    h, w = hw
+    p = int(rng.integers(h // 2, h + 1))
+    p = min(p, w)
+    x0 = int(rng.integers(0, w - p + 1))
+    y0 = int(rng.integers(0, h - p + 1))
+    return x0, y0, x0 + p, y0 + p
+
+
+def crop_resize(img: np.ndarray, window: tuple[int, int, int, int], patch: int, nearest: bool) -> np.ndarray:
+    x0, y0, x1, y1 = window
+    out = img[y0:y1, x0:x1]
+    if out.shape[0] != patch or out.shape[1] != patch:
+        out = cv2.resize(out, (patch, patch), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    return out
+
+
+def mask_holes(mask: np.ndarray) -> list[np.ndarray]:
+    """Holes of a binary mask (background regions enclosed by it), from the two-level contour
+    hierarchy of ``cv2.findContours``, as filled boolean masks."""
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    holes = []
+    if hierarchy is None:
+        return holes
+    for c, (_nxt, _prev, _child, parent) in zip(contours, hierarchy[0]):
+        if parent >= 0:
+            filled = np.zeros(mask.shape, np.uint8)
+            cv2.drawContours(filled, [c], -1, 1, thickness=-1)
+            hole = filled.astype(bool) & ~mask.astype(bool)
+            if hole.any():
+                holes.append(hole)
+    return holes
+
+
+def has_holes(mask: np.ndarray) -> bool:
+    _, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
+
+
+_KERNEL = np.ones((3, 3), np.uint8)
+
+
+def sample_perturbation(rng: np.random.Generator) -> dict:
+    """Perturbation parameters (supp. §3)."""
+    small = bool(rng.random() < 0.5)
+    return {
+        "k_dilate": int(rng.integers(1, 6)),
+        "k_erode": int(rng.integers(1, 6)),
+        "order": "dilate-first" if rng.random() < 0.5 else "erode-first",
+        "blur_sigma": float(rng.uniform(0.0, 1.0) if small else rng.uniform(1.0, 5.0)),
+        "hole_t": float(rng.random()),  # where between inside and ring mean the first hole lands
+    }
+
+
+def perturb(depth: np.ndarray, mask: np.ndarray, p: dict) -> tuple[np.ndarray, int]:
+    """P(D'): hole perturbation, then random dilation/erosion, then Gaussian blur.
+
+    Each hole of the mask gets a value between the mean depth inside it and the mean of its
+    10-pixel outer ring (holes first, so the later operations treat them like any other
+    region).  Morphology runs in the order (dilate, erode, erode, dilate) or (erode, dilate,
+    dilate, erode) with k_dilate / k_erode iterations of a 3x3 kernel.  Returns the
+    perturbed map and the number of holes filled."""
+    out = depth.astype(np.float32, copy=True)
+    holes = mask_holes(mask)
+    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))
+    for i, hole in enumerate(holes):
+        # Hole i lands at fraction t_i of the way; a golden-ratio walk spreads the t_i over
+        # [0, 1) so each hole gets its own value from one recorded number.
+        t = (p["hole_t"] + i * 0.6180339887) % 1.0
+        ring = cv2.dilate(hole.astype(np.uint8), ring_kernel).astype(bool) & ~hole
+        inside = float(depth[hole].mean())
+        around = float(depth[ring].mean()) if ring.any() else inside
+        out[hole] = inside + t * (around - inside)
+    kd, ke = p["k_dilate"], p["k_erode"]
+    steps = [("d", kd), ("e", ke), ("e", ke), ("d", kd)] if p["order"] == "dilate-first" else \
+            [("e", ke), ("d", kd), ("d", kd), ("e", ke)]
+    for op, k in steps:
+        out = (cv2.dilate if op == "d" else cv2.erode)(out, _KERNEL, iterations=k)
+    if p["blur_sigma"] > 0:
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=p["blur_sigma"], borderType=cv2.BORDER_REFLECT)
+    return out, len(holes)

@@ -1,0 +1,78 @@
+"""`gen shards` end to end from a tiny rendered scene store."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+from composer.shard_store import MASK_KINDS, SAMPLE_ARRAYS, open_shards  # noqa: E402
+from pipelines.cli import cli  # noqa: E402
+
+MIX = '{"object": 0.5, "sky": 0.2, "human": 0.3}'
+
+
+def gen(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("src") / "src.zarr")
+    r = gen("scenes", "--n", "5", "--out", out, "--preset", "tiny", "--scenario", "street", "--workers", "0",
+            "--set", "render.width=192", "--set", "render.height=108")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def make(scenes, out, *extra):
+    return gen("shards", scenes, "--out", out, "--samples", "48", "--patch", "64", "--shard-size", "16",
+               "--seed", "4", "--mask-mix", MIX, *extra)
+
+
+def test_end_to_end_and_identical_for_any_worker_count(scenes, tmp_path):
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    assert make(scenes, a, "--workers", "0").exit_code == 0
+    assert make(scenes, b, "--workers", "2").exit_code == 0
+    sa, sb = open_shards(a), open_shards(b)
+    assert sa.done().all() and sa.n_samples == 48
+    da, db = sa.read(0, 48), sb.read(0, 48)
+    for name in SAMPLE_ARRAYS:
+        np.testing.assert_array_equal(da[name], db[name], err_msg=name)
+    # Every sample is an exact composite of its two sources under its mask.
+    m = da["mask"].astype(bool)
+    d = da["depth"]
+    assert np.array_equal(d[m], da["depth1"][m]) and np.array_equal(d[~m], da["depth2"][~m])
+    assert m.reshape(48, -1).any(1).all()
+    assert set(np.unique(da["mask_kind"])) <= {MASK_KINDS.index(k) for k in ("object", "sky", "human")}
+    assert (da["source_scene"][:, 0] != da["source_scene"][:, 1]).all()
+    assert (da["k_dilate"] >= 1).all() and (da["k_dilate"] <= 5).all()
+    assert not np.array_equal(da["perturbed"], da["depth"])
+
+
+def test_resume_and_preview(scenes, tmp_path):
+    url = str(tmp_path / "r.zarr")
+    assert make(scenes, url, "--workers", "0").exit_code == 0
+    st = open_shards(url, mode="r+")
+    before = st.read(16, 32)["perturbed"]
+    st.group["done"][1] = False
+    st.group["perturbed"][16:32] = 0
+    assert make(scenes, url, "--workers", "0", "--resume").exit_code == 0
+    np.testing.assert_array_equal(st.read(16, 32)["perturbed"], before)
+    png = tmp_path / "p.png"
+    assert gen("preview", url, "--out", str(png), "--rows", "3").exit_code == 0 and png.exists()
+    r = gen("info", url)
+    assert r.exit_code == 0 and "3/3 done" in r.output
+
+
+def test_bad_inputs(scenes, tmp_path):
+    out = str(tmp_path / "x.zarr")
+    r = gen("shards", scenes, "--out", out, "--patch", "512")
+    assert r.exit_code == 2 and "larger than" in r.output
+    assert make(scenes, out, "--workers", "0").exit_code == 0
+    r = gen("shards", out, "--out", str(tmp_path / "y.zarr"))
+    assert r.exit_code == 2 and "not a scene store" in r.output
+    r = make(scenes, out, "--workers", "0")
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = gen("shards", scenes, "--out", str(tmp_path / "z.zarr"), "--patch", "64", "--mask-mix", '{"dragons": 1}')
+    assert r.exit_code == 2 and "mask_mix" in r.output
