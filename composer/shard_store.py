@@ -122,4 +122,7 @@ def open_shards(url: str, mode: str = "r") -> ShardStore:
     if g.attrs.get("format_version") != FORMAT_VERSION:
         raise StoreError(f"{url} has shard-store format version {g.attrs.get('format_version')}, "
                          f"this rgsd reads version {FORMAT_VERSION}")
+    missing = [name for name in list(ARRAYS) + ["done"] if name not in g]
+    if missing:
+        raise StoreError(f"{url} is an incomplete shard store: array '{missing[0]}' is missing")
     return ShardStore(g, url)

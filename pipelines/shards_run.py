@@ -83,7 +83,9 @@ def build_shard_task(out_url: str, source_urls: list[str], refs, j: int, cfg: di
     arrays = build_shard(stores, refs, j, cfg, seed)
     t1 = time.perf_counter()
     out.write_shard(j, arrays)
-    return {"shard": j, "build": t1 - t0, "write": time.perf_counter() - t1, "samples": cfg["shard_size"]}
+    import resource
+    return {"shard": j, "build": t1 - t0, "write": time.perf_counter() - t1, "samples": cfg["shard_size"],
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int, overwrite=False, resume=False,
@@ -114,7 +116,8 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int,
     bar = tqdm(total=len(todo) * cfg["shard_size"], unit="sample", desc="samples", dynamic_ncols=True,
                file=sys.stderr, delay=0 if workers == 0 else 1e9, smoothing=0.05)
     t0 = time.perf_counter()
-    results = []
+    results: list[dict] = []
+    run.last_results = results  # for benchmarks: per-shard timings and worker peak memory
     try:
         if workers == 0 and not scheduler:
             for j in todo:

@@ -191,6 +191,9 @@ def open_store(url: str, mode: str = "r") -> SceneStore:
     version = g.attrs.get("format_version")
     if version != FORMAT_VERSION:
         raise StoreError(f"{url} has scene-store format version {version}, this rgsd reads version {FORMAT_VERSION}")
+    missing = [name for name in PER_SCENE if name not in g]
+    if missing:
+        raise StoreError(f"{url} is an incomplete scene store: array '{missing[0]}' is missing")
     return SceneStore(g, url)
 
 

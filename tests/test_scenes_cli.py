@@ -120,6 +120,8 @@ def test_store_of_another_kind_is_refused(tmp_path):
     other = str(tmp_path / "other.zarr")
     zarr.open_group(other, mode="w").attrs.update({"kind": "rgsd.shards", "format_version": 1})
     r = gen("info", other)
+    assert r.exit_code == 2 and "incomplete shard store" in r.output
+    r = gen("scenes", "--n", "1", "--out", other, "--resume", *TINY)
     assert r.exit_code == 2 and "not a scene store" in r.output
     zarr.open_group(other, mode="r+").attrs.update({"kind": "rgsd.scenes", "format_version": 99})
     r = gen("scenes", "--n", "1", "--out", other, "--resume", *TINY)

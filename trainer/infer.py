@@ -1,0 +1,143 @@
+"""Refine any depth map with a mask: ``gen refine`` and the evaluation's model runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from trainer.train import IMAGENET_MEAN, IMAGENET_STD
+
+
+class InputError(ValueError):
+    """A user mistake in refine inputs (one line, exit 2)."""
+
+
+def load_checkpoint(path: str, device="cpu"):
+    from trainer.model import build_refiner
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no checkpoint at {path}")
+    try:
+        ck = torch.load(p, map_location=device, weights_only=False)
+        model = build_refiner(ck["model_name"])
+        model.load_state_dict(ck["model"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise InputError(f"{path} is not an rgsd refiner checkpoint: {str(exc).splitlines()[0][:120]}") from None
+    return model.to(device).eval(), ck.get("mode", "layered")
+
+
+@torch.no_grad()
+def refine(model, mode: str, depth: np.ndarray, mask: np.ndarray, rgb: np.ndarray, max_side: int = 1024) -> np.ndarray:
+    """Refined depth (model space, H x W) for depth (H, W) in [0, 10], mask (H, W) in [0, 1],
+    rgb (H, W, 3) uint8.  Large inputs run at ``max_side`` and the two layers are upsampled
+    and merged with the full-resolution mask, so the mask's edges stay sharp."""
+    h, w = depth.shape
+    s = min(1.0, max_side / max(h, w))
+    size = (max(16, round(w * s)), max(16, round(h * s)))
+    d = cv2.resize(depth.astype(np.float32), size, interpolation=cv2.INTER_AREA) if s < 1 else depth
+    m = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) if s < 1 else mask
+    c = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if s < 1 else rgb
+    dev = next(model.parameters()).device
+    dt = torch.from_numpy(np.ascontiguousarray(d, np.float32))[None, None].to(dev)
+    mt = torch.from_numpy((np.asarray(m) > 0.5).astype(np.float32))[None, None].to(dev)
+    ct = torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1)[None].float().to(dev) / 255.0
+    ct = (ct - IMAGENET_MEAN.to(dev)) / IMAGENET_STD.to(dev)
+    if mode == "direct":
+        out = model(dt, mt, ct)[0, 0].cpu().numpy()
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if s < 1 else out
+    both = model(torch.cat([dt, dt]), torch.cat([mt, 1 - mt]), torch.cat([ct, ct]))
+    d1, d2 = both[0, 0].cpu().numpy(), both[1, 0].cpu().numpy()
+    if s < 1:
+        d1 = cv2.resize(d1, (w, h), interpolation=cv2.INTER_LINEAR)
+        d2 = cv2.resize(d2, (w, h), interpolation=cv2.INTER_LINEAR)
+    full = np.clip(mask.astype(np.float32), 0, 1)  # a soft mask blends the layers
+    return full * d1 + (1 - full) * d2
+
+
+def read_depth(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no depth file at {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            d = np.load(p).astype(np.float32)
+        elif suffix == ".pfm":
+            d = read_pfm(p)
+        else:
+            d = cv2.imread(str(p), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_GRAYSCALE)
+            if d is None:
+                raise ValueError("unreadable image")
+            d = d.astype(np.float32)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"cannot read depth {path}: {str(exc).splitlines()[0]}") from None
+    if d.ndim != 2:
+        raise InputError(f"depth {path} must have one channel, has shape {d.shape}")
+    if not np.isfinite(d).all() or (d < 0).any():
+        raise InputError(f"depth {path} has negative or non-finite values")
+    return d
+
+
+def read_pfm(path) -> np.ndarray:
+    with open(path, "rb") as f:
+        header = f.readline().strip()
+        if header not in (b"Pf", b"PF"):
+            raise ValueError("not a PFM file")
+        w, h = (int(x) for x in f.readline().split())
+        scale = float(f.readline())
+        data = np.frombuffer(f.read(), "<f4" if scale < 0 else ">f4")
+    chans = 3 if header == b"PF" else 1
+    return np.flipud(data.reshape(h, w, chans)[..., 0] if chans == 3 else data.reshape(h, w)).astype(np.float32)
+
+
+def write_depth(path: str, depth: np.ndarray, like: np.ndarray) -> None:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        np.save(path, depth.astype(np.float32))
+    elif suffix == ".pfm":
+        with open(path, "wb") as f:
+            f.write(b"Pf\n%d %d\n-1\n" % (depth.shape[1], depth.shape[0]))
+            f.write(np.flipud(depth).astype("<f4").tobytes())
+    else:
+        top = 65535.0 if like.max() > 255 or suffix == ".png" else 255.0
+        cv2.imwrite(path, np.clip(np.rint(depth), 0, top).astype(np.uint16 if top > 255 else np.uint8))
+
+
+def to_model_space(d: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
+    """Input depth or inverse depth -> inverse depth scaled so its maximum is 10 (and back)."""
+    inv = np.where(d > 0, 1.0 / np.maximum(d, 1e-12), 0.0) if kind == "depth" else d.astype(np.float64)
+    top = float(inv.max())
+    if top <= 0:
+        raise InputError("depth map is empty (all zero)")
+    return (inv / top * 10.0).astype(np.float32), top
+
+
+def from_model_space(x: np.ndarray, top: float, kind: str) -> np.ndarray:
+    inv = np.maximum(x, 0) / 10.0 * top
+    return np.where(inv > 0, 1.0 / np.maximum(inv, 1e-12), 0.0) if kind == "depth" else inv
+
+
+def refine_files(image: str, depth: str, mask: str, checkpoint: str, out: str, kind: str = "depth") -> str:
+    rgb = cv2.imread(image, cv2.IMREAD_COLOR)
+    if rgb is None:
+        raise InputError(f"cannot read image {image}")
+    rgb = rgb[..., ::-1]
+    d = read_depth(depth)
+    mk = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
+    if mk is None:
+        raise InputError(f"cannot read mask {mask}")
+    if mk.ndim == 3:
+        mk = mk[..., -1] if mk.shape[2] == 4 else mk[..., 0]
+    mk = mk.astype(np.float32) / (65535.0 if mk.dtype == np.uint16 else 255.0 if mk.max() > 1 else 1.0)
+    for name, arr in (("depth", d), ("mask", mk)):
+        if arr.shape[:2] != rgb.shape[:2]:
+            raise InputError(f"{name} is {arr.shape[1]}x{arr.shape[0]} but the image is {rgb.shape[1]}x{rgb.shape[0]}")
+    if (mk > 0.5).sum() == 0:
+        raise InputError(f"mask {mask} is empty")
+    model, mode = load_checkpoint(checkpoint)
+    x, top = to_model_space(d, kind)
+    y = refine(model, mode, x, mk, np.ascontiguousarray(rgb))
+    write_depth(out, from_model_space(y, top, kind), d)
+    return out

@@ -1,0 +1,248 @@
+"""Mask-guided layered depth refiner (maskdepth §3.3, Fig. 5), torch only.
+
+    depth+mask ──► MiT level 1 ──(+)──► levels 2..4 ─┐
+    rgb+mask ───► RGB level (1 stage) ─┘             ├─► DPT fusion decoder (stride 2)
+                                                     │        │
+    depth+mask ──► low-level encoder (full, 1/2) ────┴──cat──►head──► refined (B,1,H,W)
+
+Units: depth and the output are inverse depth in [0, max_depth] (max_depth=10 as in §4.1);
+the mask is {0, 1} with 1 = "trust this region"; rgb is ImageNet-normalised.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mit import MiTEncoder, MiTStage, init_mit_weights
+
+# Level-4 stride; padding to it makes every level (and every sr-conv) divide evenly.
+STRIDE = 32
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    widths: tuple[int, int, int, int] = (64, 128, 320, 512)
+    depths: tuple[int, int, int, int] = (3, 4, 18, 3)
+    heads: tuple[int, int, int, int] = (1, 2, 5, 8)
+    sr_ratios: tuple[int, int, int, int] = (8, 4, 2, 1)
+    mlp_ratio: int = 4
+    rgb_blocks: int = 3          # blocks of the single-level RGB branch (level-1 width)
+    decoder_width: int = 256
+    lowlevel_width: int = 32     # low-level encoder: this at full res, 2x at half res
+    head_width: int = 32
+    drop_path_rate: float = 0.0
+    max_depth: float = 10.0
+    clamp_eval: bool = True      # clamp to [0, max_depth] in eval mode only (see head)
+
+    def __post_init__(self):
+        for f in ("widths", "depths", "heads", "sr_ratios"):
+            if len(getattr(self, f)) != 4:
+                raise ValueError(f"{f} needs 4 levels, got {getattr(self, f)}")
+        for w, h in zip(self.widths, self.heads):
+            if w % h:
+                raise ValueError(f"width {w} not divisible by {h} heads")
+
+
+CONFIGS: dict[str, RefinerConfig] = {
+    # CPU smoke/training in minutes.
+    "tiny": RefinerConfig(widths=(16, 32, 64, 96), depths=(1, 1, 1, 1), heads=(1, 1, 2, 2),
+                          rgb_blocks=1, decoder_width=32, lowlevel_width=8, head_width=16),
+    "small": RefinerConfig(widths=(32, 64, 160, 256), depths=(2, 2, 2, 2), rgb_blocks=1,
+                           decoder_width=96, lowlevel_width=16),
+    # SegFormer MiT-B0 encoder.
+    "b0": RefinerConfig(widths=(32, 64, 160, 256), depths=(2, 2, 2, 2), rgb_blocks=2,
+                        decoder_width=128, lowlevel_width=16),
+    # The paper's model: MiT-B3 encoder, DPT decoder width 256.
+    "b3": RefinerConfig(drop_path_rate=0.1),
+}
+
+
+class ResidualConvUnit(nn.Module):
+    """DPT/RefineNet RCU; ReLUs are not in-place because ``x`` is also the skip."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+def up2(x: torch.Tensor) -> torch.Tensor:
+    # align_corners=False keeps pixel centres consistent with the stride-2 encoder grids.
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class FusionBlock(nn.Module):
+    """DPT feature fusion: (coarse + RCU(skip)) -> RCU -> x2 -> 1x1.  The coarsest block
+    has no skip, so unlike DPT it owns no skip RCU (which would never receive grads)."""
+
+    def __init__(self, ch: int, has_skip: bool):
+        super().__init__()
+        self.skip_rcu = ResidualConvUnit(ch) if has_skip else None
+        self.rcu = ResidualConvUnit(ch)
+        self.out = nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if skip is not None:
+            x = x + self.skip_rcu(skip)
+        return self.out(up2(self.rcu(x)))
+
+
+class FusionDecoder(nn.Module):
+    """Reassemble (1x1 to a common width; the MiT levels are already multi-scale so DPT's
+    token resampling is not needed) + fusion from the coarsest level.  Output: stride 2."""
+
+    def __init__(self, in_widths: tuple[int, ...], width: int):
+        super().__init__()
+        self.reassemble = nn.ModuleList(nn.Conv2d(w, width, 1) for w in in_widths)
+        n = len(in_widths)
+        self.fusion = nn.ModuleList(FusionBlock(width, has_skip=i < n - 1) for i in range(n))
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        r = [proj(f) for proj, f in zip(self.reassemble, feats)]
+        x = self.fusion[-1](r[-1])
+        for i in range(len(r) - 2, -1, -1):
+            x = self.fusion[i](x, r[i])
+        return x
+
+
+class LowLevelEncoder(nn.Module):
+    """A few convs on the raw input so the head still sees the exact initial depth values
+    (the transformer path only sees them through a stride-4 patch embedding)."""
+
+    def __init__(self, in_ch: int, ch: int):
+        super().__init__()
+        self.full_res = nn.Sequential(nn.Conv2d(in_ch, ch, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU())
+        self.half_res = nn.Sequential(nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full = self.full_res(x)
+        return full, self.half_res(full)
+
+
+class DepthHead(nn.Module):
+    """DPT's head (3x3 to width/2, x2, 3x3, ReLU, 1x1) with low-level features concatenated
+    at half and full resolution.  The last layer is linear, not DPT's ReLU: a ReLU output
+    gives zero gradient to every pixel whose pre-activation goes negative, and those pixels
+    can stay stuck there.  Clamping to [0, max_depth] at inference gives the same range
+    (0 = sky at infinity) without that failure mode in training."""
+
+    def __init__(self, dec_w: int, low_w: int, head_w: int):
+        super().__init__()
+        self.conv_half = nn.Conv2d(dec_w + 2 * low_w, dec_w // 2, 3, padding=1)
+        self.conv_full = nn.Conv2d(dec_w // 2 + low_w, head_w, 3, padding=1)
+        self.out = nn.Conv2d(head_w, 1, 1)
+
+    def forward(self, x: torch.Tensor, low_full: torch.Tensor,
+                low_half: torch.Tensor) -> torch.Tensor:
+        x = up2(self.conv_half(torch.cat([x, low_half], 1)))
+        x = F.relu(self.conv_full(torch.cat([x, low_full], 1)))
+        return self.out(x)
+
+
+class LayeredRefiner(nn.Module):
+    def __init__(self, cfg: RefinerConfig = RefinerConfig()):
+        super().__init__()
+        self.cfg = cfg
+        w1 = cfg.widths[0]
+        self.encoder = MiTEncoder(2, cfg.widths, cfg.depths, cfg.heads, cfg.sr_ratios,
+                                  cfg.mlp_ratio, cfg.drop_path_rate)
+        # Same geometry as level 1 so its output can be summed with it.
+        self.rgb_branch = MiTStage(4, w1, cfg.rgb_blocks, cfg.heads[0], cfg.sr_ratios[0],
+                                   kernel=7, stride=4, mlp_ratio=cfg.mlp_ratio)
+        self.rgb_branch.apply(init_mit_weights)
+        self.decoder = FusionDecoder(cfg.widths, cfg.decoder_width)
+        self.lowlevel = LowLevelEncoder(2, cfg.lowlevel_width)
+        self.head = DepthHead(cfg.decoder_width, cfg.lowlevel_width, cfg.head_width)
+
+    def forward(self, depth: torch.Tensor, mask: torch.Tensor,
+                rgb: torch.Tensor) -> torch.Tensor:
+        h, w = depth.shape[-2:]
+        half = self.cfg.max_depth / 2
+        # Depth to ~[-1, 1], the scale of the normalised RGB; the output uses the same map,
+        # so an untrained head starts mid-range (5) rather than at 0.
+        dm = torch.cat([depth / half - 1.0, mask], 1)
+        rm = torch.cat([rgb, mask], 1)
+        ph, pw = (-h) % STRIDE, (-w) % STRIDE
+        if ph or pw:
+            # Replicate, not zeros: zero depth/mask at the border would look like a real
+            # far-plane / untrusted region to the network.
+            dm = F.pad(dm, (0, pw, 0, ph), mode="replicate")
+            rm = F.pad(rm, (0, pw, 0, ph), mode="replicate")
+        feats = self.encoder(dm, level1_extra=self.rgb_branch(rm))
+        low_full, low_half = self.lowlevel(dm)
+        y = self.head(self.decoder(feats), low_full, low_half)[..., :h, :w]
+        out = (y + 1.0) * half
+        if self.cfg.clamp_eval and not self.training:
+            out = out.clamp(0.0, self.cfg.max_depth)
+        return out
+
+
+def param_counts(model: LayeredRefiner) -> dict[str, int]:
+    counts = {name: sum(p.numel() for p in m.parameters())
+              for name, m in model.named_children()}
+    counts["total"] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+def _load_state(path: str) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(ckpt, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(ckpt.get(key), dict):
+                ckpt = ckpt[key]
+                break
+    if not isinstance(ckpt, dict):
+        raise TypeError(f"{path}: expected a state_dict or a checkpoint with a 'model' key")
+    # DDP ('module.') and torch.compile ('_orig_mod.') wrappers prefix every key.
+    out = {}
+    for k, v in ckpt.items():
+        for prefix in ("module.", "_orig_mod."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def build_refiner(name: str, init: str | None = None, **overrides) -> LayeredRefiner:
+    """Build a named config (``overrides`` replace RefinerConfig fields) and optionally load
+    weights from a local file.  Never downloads anything."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown refiner {name!r}; choose from {sorted(CONFIGS)}")
+    cfg = dataclasses.replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]
+    model = LayeredRefiner(cfg)
+    if init is not None:
+        state = _load_state(init)
+        own = model.state_dict()
+        # Shape mismatches would raise even with strict=False; skip and count them instead
+        # (e.g. a checkpoint of another width).
+        bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+        for k in bad:
+            del state[k]
+        res = model.load_state_dict(state, strict=False)
+        if res.missing_keys or res.unexpected_keys or bad:
+            warnings.warn(f"build_refiner({name!r}, init={init!r}): "
+                          f"{len(res.missing_keys)} missing, {len(res.unexpected_keys)} "
+                          f"unexpected, {len(bad)} shape-mismatched keys", stacklevel=2)
+    return model
+
+
+def layered_forward(model: nn.Module, depth: torch.Tensor, mask: torch.Tensor,
+                    rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eqs. (1)-(3): D1 = R(D, I, M), D2 = R(D, I, 1-M), D' = M*D1 + (1-M)*D2.
+
+    Both passes go through the model as one batch of 2B: the model has no batch-coupled
+    layers (no BatchNorm), so this equals two calls, with half the kernel launches."""
+    b = depth.shape[0]
+    out = model(torch.cat([depth, depth]), torch.cat([mask, 1 - mask]),
+                torch.cat([rgb, rgb]))
+    d1, d2 = out[:b], out[b:]
+    return d1, d2, mask * d1 + (1 - mask) * d2
