@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 SOURCE = "/tmp/rgsd-bench-sources.zarr"
+KEEP = "/tmp/rgsd-bench-shards.zarr"  # the 2-worker output, kept for benchmarks/bench_loader.py
 
 
 def ensure_sources(n: int) -> str:
@@ -51,9 +52,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (0, 1, 2):
-            out = os.path.join(tmp, f"w{workers}.zarr")
+            out = KEEP if workers == 2 else os.path.join(tmp, f"w{workers}.zarr")
             t0 = time.perf_counter()
-            assert shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, workers=workers) == 0
+            assert shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, workers=workers, overwrite=True) == 0
             wall = time.perf_counter() - t0
             peak = max(r.get("peak_rss_mib", 0) for r in shards_run.run.last_results)
             rows.append((workers, n / wall, peak))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scenes.store import StoreError, exists, remove, software_versions  # noqa: F401
+from scenes.store import StoreError, exists, open_group_of_kind, remove, software_versions  # noqa: F401
 
 KIND = "rgsd.shards"
 FORMAT_VERSION = 1
@@ -110,19 +110,5 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
 
 
 def open_shards(url: str, mode: str = "r") -> ShardStore:
-    import zarr
-    if not exists(url):
-        raise StoreError(f"no store at {url}")
-    try:
-        g = zarr.open_group(url, mode=mode)
-    except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
-    if g.attrs.get("kind") != KIND:
-        raise StoreError(f"{url} is a store of kind {g.attrs.get('kind')!r}, not a shard store ({KIND!r})")
-    if g.attrs.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"{url} has shard-store format version {g.attrs.get('format_version')}, "
-                         f"this rgsd reads version {FORMAT_VERSION}")
-    missing = [name for name in list(ARRAYS) + ["done"] if name not in g]
-    if missing:
-        raise StoreError(f"{url} is an incomplete shard store: array '{missing[0]}' is missing")
-    return ShardStore(g, url)
+    required = list(ARRAYS) + ["done"]
+    return ShardStore(open_group_of_kind(url, KIND, FORMAT_VERSION, required, "shard store", mode), url)

@@ -55,6 +55,18 @@ def setup(render_cfg: dict) -> bpy.types.Scene:
     return scene
 
 
+def node_material(name: str):
+    """(material, created): the existing material called ``name``, or a new node material."""
+    mat = bpy.data.materials.get(name)
+    if mat is not None:
+        return mat, False
+    mat = bpy.data.materials.new(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # use_nodes is deprecated in 5.0, still needed
+        mat.use_nodes = True
+    return mat, True
+
+
 def device() -> str:
     return _state.get("device", "CPU")
 

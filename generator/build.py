@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import bpy
@@ -125,13 +124,9 @@ def _place_camera(scene, cam) -> None:
 
 
 def _annotation_material(name: str, aov: str | None):
-    mat = bpy.data.materials.get(name)
-    if mat is not None:
+    mat, created = blender.node_material(name)
+    if not created:
         return mat
-    mat = bpy.data.materials.new(name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        mat.use_nodes = True
     nt = mat.node_tree
     nt.nodes.clear()
     out = nt.nodes.new("ShaderNodeOutputMaterial")

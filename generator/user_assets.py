@@ -6,12 +6,12 @@ it; cutouts become texel-exact flat meshes (:func:`scenes.user_assets.cutout_mes
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from generator import blender
 from generator.blender import mute_stdout
 from scenes import user_assets
 
@@ -151,15 +151,11 @@ def scan(root: str) -> tuple[list[dict], list[str]]:
 
 
 def cutout_material(root: str, rel: str) -> bpy.types.Material:
-    """Image colour with alpha; 'Closest' filtering so the RGB edge matches the mesh edge."""
-    name = f"rgsd.cutout.{rel}"
-    mat = bpy.data.materials.get(name)
-    if mat is not None:
+    """The image's colour; the mesh itself is the alpha silhouette, and 'Closest' filtering
+    keeps the colour of edge texels from bleeding in transparent ones."""
+    mat, created = blender.node_material(f"rgsd.cutout.{rel}")
+    if not created:
         return mat
-    mat = bpy.data.materials.new(name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        mat.use_nodes = True
     nt = mat.node_tree
     tex = nt.nodes.new("ShaderNodeTexImage")
     tex.image = bpy.data.images.load(str(Path(root) / rel), check_existing=True)

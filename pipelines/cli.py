@@ -27,6 +27,9 @@ def cli():
       gen import   turn your own RGB-D folders into a scene store (gen import rgbd)
       gen info     summarise a store
       gen preview  contact sheet of a store
+      gen train    train the layered depth refiner (gen train refiner)
+      gen eval     Table-1-style report of a refiner (gen eval refiner)
+      gen refine   refine a depth map along a mask with a trained refiner
     """
 
 

@@ -51,6 +51,8 @@ def info_text(url: str) -> str:
         f"instances   " + (", ".join(f"{c} {n}" for c, n in counts.most_common()) or "-"),
         f"per scene   " + (f"{sum(counts.values()) / max(nd, 1):.1f} instances, {size / max(nd, 1) / 1e6:.2f} MB stored"
                            if nd else "-"),
+        f"failures    " + (f"{len(a['failures'])} scene(s), e.g. scene {next(iter(a['failures']))}: "
+                           f"{next(iter(a['failures'].values()))}" if a.get("failures") else "none"),
         f"classes     {', '.join(f'{i}:{c}' for i, c in enumerate(classes))}",
         f"software    {json.dumps(a['software'])}",
         f"config      {json.dumps(a['config'], separators=(',', ':'))}",

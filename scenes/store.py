@@ -177,7 +177,9 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
     return SceneStore(g, url)
 
 
-def open_store(url: str, mode: str = "r") -> SceneStore:
+def open_group_of_kind(url: str, kind: str, version: int, required, label: str, mode: str = "r"):
+    """The Zarr group at ``url`` if it is a complete store of ``kind`` and ``version``;
+    otherwise a StoreError whose one line says what is wrong."""
     import zarr
     if not exists(url):
         raise StoreError(f"no store at {url}")
@@ -185,26 +187,31 @@ def open_store(url: str, mode: str = "r") -> SceneStore:
         g = zarr.open_group(url, mode=mode)
     except Exception as exc:  # noqa: BLE001
         raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
-    kind = g.attrs.get("kind")
-    if kind != KIND:
-        raise StoreError(f"{url} is a store of kind {kind!r}, not a scene store ({KIND!r})")
-    version = g.attrs.get("format_version")
-    if version != FORMAT_VERSION:
-        raise StoreError(f"{url} has scene-store format version {version}, this rgsd reads version {FORMAT_VERSION}")
-    missing = [name for name in PER_SCENE if name not in g]
+    found = g.attrs.get("kind")
+    if found != kind:
+        raise StoreError(f"{url} is a store of kind {found!r}, not a {label} ({kind!r})")
+    found = g.attrs.get("format_version")
+    if found != version:
+        raise StoreError(f"{url} has {label} format version {found}, this rgsd reads version {version}")
+    missing = [name for name in required if name not in g]
     if missing:
-        raise StoreError(f"{url} is an incomplete scene store: array '{missing[0]}' is missing")
-    return SceneStore(g, url)
+        raise StoreError(f"{url} is an incomplete {label}: array '{missing[0]}' is missing")
+    return g
+
+
+def open_store(url: str, mode: str = "r") -> SceneStore:
+    return SceneStore(open_group_of_kind(url, KIND, FORMAT_VERSION, PER_SCENE, "scene store", mode), url)
 
 
 def software_versions() -> dict:
     import zarr
     out = {"python": platform.python_version(), "zarr": zarr.__version__, "numpy": np.__version__}
-    try:
-        from importlib.metadata import version
-        out["rgsd"] = version("rgsd")
-    except Exception:  # noqa: BLE001 - running from a source tree
-        out["rgsd"] = "source"
+    from importlib.metadata import PackageNotFoundError, version
+    for dist in ("rgsd", "bpy", "dask", "OpenEXR"):  # bpy's wheel version is Blender's version
+        try:
+            out[dist.lower()] = version(dist)
+        except PackageNotFoundError:
+            out[dist.lower()] = "source" if dist == "rgsd" else None
     return out
 
 

@@ -27,33 +27,38 @@ def epoch_blocks(starts: np.ndarray, seed: int, epoch: int, rank: int = 0, world
     return order[rank:per_rank * world:world]
 
 
-def iter_samples(store, blocks: np.ndarray, block: int, seed: int, pool: int = 4, fields=FIELDS):
-    """Yield dicts of numpy arrays, one per sample, from the given blocks in a shuffled stream."""
+def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, pool: int = 4, fields=FIELDS):
+    """Yield batches (dicts of stacked numpy arrays) from the given blocks: read ``pool``
+    blocks (one request per array each), shuffle their samples together, and gather each
+    batch straight from the block arrays (one copy per sample).  Samples left over at the
+    end of the stream are dropped, like ``drop_last``."""
     rng = np.random.default_rng([seed, int(blocks[0]) if len(blocks) else 0, len(blocks)])
-    buf: list[dict] = []
-    for start in blocks:
-        data = store.read(int(start), int(start) + block, fields)
-        n = len(data[fields[0]])
-        buf += [{f: data[f][k] for f in fields} for k in range(n)]
-        if len(buf) >= pool * block:
-            rng.shuffle(buf)
-            while len(buf) > (pool - 1) * block:
-                yield buf.pop()
-    rng.shuffle(buf)
-    yield from buf
+    carry: list[tuple[dict, np.ndarray]] = []  # (block arrays, rows not yet used)
+    for k in range(0, len(blocks), pool):
+        group = [store.read(int(s), int(s) + block, fields) for s in blocks[k:k + pool]]
+        group = [(g, np.arange(len(g[fields[0]]))) for g in group] + carry
+        ids = np.concatenate([np.stack([np.full(len(rows), b), rows], 1) for b, (_, rows) in enumerate(group)])
+        ids = ids[rng.permutation(len(ids))]
+        n_full = len(ids) // batch * batch
+        for start in range(0, n_full, batch):
+            sel = ids[start:start + batch]
+            yield {f: np.concatenate([group[b][0][f][sel[sel[:, 0] == b, 1]] for b in np.unique(sel[:, 0])])
+                   for f in fields}
+        rest = ids[n_full:]
+        carry = [(group[b][0], rest[rest[:, 0] == b, 1]) for b in np.unique(rest[:, 0])]
 
 
-def torch_dataset(url: str, seed: int, rank: int = 0, world: int = 1, pool: int = 4):
-    """An IterableDataset for torch.utils.data.DataLoader; call ``set_epoch`` each epoch.
-    Loader workers split this rank's blocks between them."""
+def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1, pool: int = 4):
+    """An IterableDataset of whole batches for ``DataLoader(ds, batch_size=None)``; call
+    ``set_epoch`` each epoch.  Loader workers split this rank's blocks between them."""
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
 
     from composer.shard_store import open_shards
 
-    class ShardBlocks(IterableDataset):
+    class ShardBatches(IterableDataset):
         def __init__(self):
-            self.url, self.seed, self.rank, self.world, self.pool = url, seed, rank, world, pool
+            self.url, self.seed, self.rank, self.world, self.pool, self.batch = url, seed, rank, world, pool, batch
             st = open_shards(url)
             self.block = int(st.attrs["chunk_size"])
             self.starts = block_starts(st, self.block)
@@ -62,7 +67,7 @@ def torch_dataset(url: str, seed: int, rank: int = 0, world: int = 1, pool: int 
         def set_epoch(self, epoch: int) -> None:
             self.epoch = epoch
 
-        def __len__(self):
+        def samples(self) -> int:
             return (len(self.starts) // self.world) * self.block
 
         def __iter__(self):
@@ -71,7 +76,7 @@ def torch_dataset(url: str, seed: int, rank: int = 0, world: int = 1, pool: int 
             info = get_worker_info()
             if info is not None:
                 blocks = blocks[info.id::info.num_workers]
-            for s in iter_samples(st, blocks, self.block, self.seed + self.epoch, self.pool):
-                yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in s.items()}
+            for b in iter_batches(st, blocks, self.block, self.batch, self.seed + self.epoch, self.pool):
+                yield {k: torch.from_numpy(v) for k, v in b.items()}
 
-    return ShardBlocks()
+    return ShardBatches()

@@ -145,9 +145,10 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
         _set_rng_state(ck["rng"])
     else:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    ds = torch_dataset(shards_url, cfg.seed, rank, world)
-    if len(ds) < cfg.batch:
-        raise TrainError(f"{shards_url} has {len(ds)} samples per rank, fewer than one batch of {cfg.batch}")
+    ds = torch_dataset(shards_url, cfg.seed, cfg.batch, rank, world)
+    if ds.samples() < cfg.batch * max(cfg.loader_workers, 1):
+        raise TrainError(f"{shards_url} has {ds.samples()} samples per rank, too few for batches of {cfg.batch} "
+                         f"in {max(cfg.loader_workers, 1)} loader worker(s)")
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     if not resume:
@@ -162,7 +163,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     try:
         while step < cfg.steps:
             ds.set_epoch(epoch)
-            loader = DataLoader(ds, batch_size=cfg.batch, num_workers=cfg.loader_workers, drop_last=True,
+            loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader_workers,
                                 persistent_workers=False, pin_memory=device.type == "cuda")
             it = iter(loader)
             for _ in range(consumed):  # a resumed run continues the epoch where it stopped
