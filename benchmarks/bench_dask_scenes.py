@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=16)
     ap.add_argument("--skip-frames", action="store_true")
     ap.add_argument("--skip-subprocess", action="store_true")
+    ap.add_argument("--rows", default="loop1,loop2,d11,d12,d21",
+                    help="which of loop1, loop2, d11, d12, d21 to run (plus subprocess/frames rows)")
     args = ap.parse_args()
     from pipelines.scenes_run import ClusterOptions
     from scenes.config import build_config
@@ -44,16 +46,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Warm the OS file cache and Python bytecode once, so the first row is not penalised.
         run_timed(cfg, 1, ClusterOptions(workers=0), tmp, "warm")
-        loop1 = run_timed(cfg, n, ClusterOptions(workers=0, threads_per_worker=1), tmp, "loop1")
-        rows.append(("plain loop, 1 process x 1 thread (no Dask)", loop1))
-        loop2 = run_timed(cfg, n, ClusterOptions(workers=0, threads_per_worker=2), tmp, "loop2")
-        rows.append(("plain loop, 1 process x 2 threads (no Dask)", loop2))
-        d11 = run_timed(cfg, n, ClusterOptions(workers=1, threads_per_worker=1), tmp, "d11")
-        rows.append(("dask 1 worker x 1 thread", d11))
-        d12 = run_timed(cfg, n, ClusterOptions(workers=1, threads_per_worker=2), tmp, "d12")
-        rows.append(("dask 1 worker x 2 threads", d12))
-        d21 = run_timed(cfg, n, ClusterOptions(workers=2, threads_per_worker=1), tmp, "d21")
-        rows.append(("dask 2 workers x 1 thread", d21))
+        want = set(args.rows.split(","))
+        plan = [("loop1", "plain loop, 1 process x 1 thread (no Dask)", ClusterOptions(workers=0, threads_per_worker=1)),
+                ("loop2", "plain loop, 1 process x 2 threads (no Dask)", ClusterOptions(workers=0, threads_per_worker=2)),
+                ("d11", "dask 1 worker x 1 thread", ClusterOptions(workers=1, threads_per_worker=1)),
+                ("d12", "dask 1 worker x 2 threads", ClusterOptions(workers=1, threads_per_worker=2)),
+                ("d21", "dask 2 workers x 1 thread", ClusterOptions(workers=2, threads_per_worker=1))]
+        got = {}
+        for key, label, opts in plan:
+            if key in want:
+                got[key] = run_timed(cfg, n, opts, tmp, key)
+                rows.append((label, got[key]))
         if not args.skip_subprocess:
             sub = run_timed(cfg, n, ClusterOptions(workers=2, threads_per_worker=1, blender="subprocess"), tmp, "sub")
             rows.append(("dask 2 workers x 1 thread, Blender subprocess per task", sub))
@@ -66,10 +69,13 @@ def main() -> None:
           f"{os.cpu_count()} cores")
     for name, rate in rows:
         print(f"  {name:58s} {rate:7.3f} scenes/s")
-    best2 = max(d12, d21)
-    print(f"scaling 1 -> 2 cores (best 2-core split / dask 1x1): {best2 / d11:.2f}x")
-    print(f"dask overhead vs plain loop at 1x1: {(1 - d11 / loop1) * 100:+.1f} % of wall time "
-          f"(at 1x2: {(1 - d12 / loop2) * 100:+.1f} %)")
+    if "d11" in got and ({"d12", "d21"} & set(got)):
+        best2 = max(got.get("d12", 0.0), got.get("d21", 0.0))
+        print(f"scaling 1 -> 2 cores (best 2-core split / dask 1x1): {best2 / got['d11']:.2f}x")
+    if "loop1" in got and "d11" in got:
+        print(f"dask overhead vs plain loop at 1x1: {(1 - got['d11'] / got['loop1']) * 100:+.1f} % of wall time")
+    if "loop2" in got and "d12" in got:
+        print(f"dask overhead vs plain loop at 1x2: {(1 - got['d12'] / got['loop2']) * 100:+.1f} % of wall time")
 
 
 if __name__ == "__main__":

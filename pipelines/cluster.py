@@ -7,11 +7,12 @@ import sys
 
 
 def default_layout(cores: int | None = None) -> tuple[int, int]:
-    """(worker processes, Cycles threads per worker) for this machine.
-
-    One render per worker process and one Cycles thread per core: on 2 cores, 2x1 beat 1x2
-    by 1.5-1.9x (benchmarks/RESULTS.md) because a scene's Python-side work (building meshes,
-    reading passes, writing the store) is serial, and a second process fills those gaps."""
+    """(worker processes, Cycles threads per worker) for this machine: one worker per core,
+    one Cycles thread each.  Measured on 2 cores (benchmarks/RESULTS.md): at the tiny preset
+    2x1 renders 1.27x faster than 1x2, because a scene's Python-side work (building meshes,
+    reading passes, writing the store) is serial and a second process fills those gaps; at
+    1280x720 the two splits are within noise (0.024 vs 0.026 scenes/s).  Separate processes
+    also keep a crash or a leak to one worker."""
     cores = cores or len(os.sched_getaffinity(0))
     return cores, 1
 
@@ -24,6 +25,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
     from distributed import Client, LocalCluster
 
     # Renders hold the GIL rarely but long; keep the scheduler from declaring workers dead.
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which hands every freed patch
+    # buffer back to the OS and page-faults it in again: it cost shard building ~35 %.
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ["MALLOC_TRIM_THRESHOLD_"] = 256 * 2**20
+    dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
     dask.config.set({"distributed.scheduler.worker-ttl": "30 minutes",
                      "distributed.comm.timeouts.connect": "60s",
                      "distributed.worker.daemon": False,

@@ -143,3 +143,17 @@ def test_s3_store_on_a_loopback_server(tmp_path, monkeypatch):
         assert keys > 10
     finally:
         server.stop()
+
+
+def test_workers_recycled_after_every_scene_lose_nothing(reference, tmp_path):
+    url = str(tmp_path / "recycled.zarr")
+    opts = scenes_run.ClusterOptions(workers=2, recycle_after=1)
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts) == 0
+    assert_same_annotations(reference, url)
+
+
+def test_blender_subprocess_mode(reference, tmp_path):
+    url = str(tmp_path / "sub.zarr")
+    opts = scenes_run.ClusterOptions(workers=1, blender="subprocess")
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts) == 0
+    assert_same_annotations(reference, url)

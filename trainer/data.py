@@ -27,11 +27,14 @@ def epoch_blocks(starts: np.ndarray, seed: int, epoch: int, rank: int = 0, world
     return order[rank:per_rank * world:world]
 
 
-def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, pool: int = 4, fields=FIELDS):
-    """Yield batches (dicts of stacked numpy arrays) from the given blocks: read ``pool``
-    blocks (one request per array each), shuffle their samples together, and gather each
-    batch straight from the block arrays (one copy per sample).  Samples left over at the
-    end of the stream are dropped, like ``drop_last``."""
+def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, pool: int = 4, fields=FIELDS,
+                 alloc=None):
+    """Yield batches (dicts of stacked arrays) from the given blocks: read ``pool`` blocks
+    (one request per array each), shuffle their samples together, and gather each batch
+    straight from the block arrays into ``alloc(shape, dtype)`` buffers (one copy per
+    sample; a torch loader allocates them in shared memory, so handing the batch to the
+    training process copies nothing more).  Leftover samples at the end are dropped."""
+    alloc = alloc or (lambda shape, dtype: np.empty(shape, dtype))
     rng = np.random.default_rng([seed, int(blocks[0]) if len(blocks) else 0, len(blocks)])
     carry: list[tuple[dict, np.ndarray]] = []  # (block arrays, rows not yet used)
     for k in range(0, len(blocks), pool):
@@ -42,8 +45,18 @@ def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, p
         n_full = len(ids) // batch * batch
         for start in range(0, n_full, batch):
             sel = ids[start:start + batch]
-            yield {f: np.concatenate([group[b][0][f][sel[sel[:, 0] == b, 1]] for b in np.unique(sel[:, 0])])
-                   for f in fields}
+            sel = sel[np.argsort(sel[:, 0], kind="stable")]  # rows of one block together
+            bounds = np.flatnonzero(np.diff(sel[:, 0])) + 1
+            out = {}
+            for f in fields:
+                first = group[0][0][f]
+                buf = alloc((batch,) + first.shape[1:], first.dtype)
+                view = buf.numpy() if hasattr(buf, "numpy") else buf
+                for part in np.split(np.arange(batch), bounds):
+                    b = sel[part[0], 0]
+                    np.take(group[b][0][f], sel[part, 1], axis=0, out=view[part[0]:part[-1] + 1])
+                out[f] = buf
+            yield out
         rest = ids[n_full:]
         carry = [(group[b][0], rest[rest[:, 0] == b, 1]) for b in np.unique(rest[:, 0])]
 
@@ -76,7 +89,11 @@ def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1
             info = get_worker_info()
             if info is not None:
                 blocks = blocks[info.id::info.num_workers]
-            for b in iter_batches(st, blocks, self.block, self.batch, self.seed + self.epoch, self.pool):
-                yield {k: torch.from_numpy(v) for k, v in b.items()}
+            def shared(shape, dtype):
+                return torch.from_numpy(np.empty(0, dtype)).new_empty(shape).share_memory_()
+
+            alloc = shared if info is not None else None
+            for b in iter_batches(st, blocks, self.block, self.batch, self.seed + self.epoch, self.pool, alloc=alloc):
+                yield {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(v) for k, v in b.items()}
 
     return ShardBatches()
