@@ -45,11 +45,14 @@ def layered_propagation(initial: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(m > 0, fg, bg)
 
 
-def score(pred, gt, initial, masks) -> dict:
+def score(pred, gt, initial_aligned, masks) -> dict:
+    """Metrics of ``pred`` after scale-and-shift alignment; R3 compares it with the aligned
+    initial depth (so the initial row itself has no R3)."""
     a = metrics.align_scale_shift(pred, gt)
     acc, comp = metrics.depth_boundary_errors(a, gt)
-    return {"R3": metrics.r3(a, gt, initial), "MBE": metrics.mbe(a, gt, masks), "eps_acc": acc, "eps_comp": comp,
-            "WHDR": metrics.whdr(a, gt), "RMSE": metrics.rmse(a, gt)}
+    imp, wor = metrics.r3_counts(a, gt, initial_aligned)
+    return {"improved": imp, "worsened": wor, "MBE": metrics.mbe(a, gt, masks), "eps_acc": acc,
+            "eps_comp": comp, "WHDR": metrics.whdr(a, gt), "RMSE": metrics.rmse(a, gt)}
 
 
 def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: str | None = None,
@@ -89,10 +92,11 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
             per = [layered_propagation(initial, m) if method == "prop" else refine(method[0], method[1], initial, m, s["rgb"])
                    for m in masks]
             preds[name] = metrics.merge_instances(initial, per)
+        initial_aligned = metrics.align_scale_shift(initial, gt)
         for name, pred in preds.items():
-            rows[name].append(score(pred, gt, initial, masks))
+            rows[name].append(score(pred, gt, initial_aligned, masks))
         if n < 4:  # relative-improvement maps: green where Ours beats the initial depth
-            e0 = np.abs(metrics.align_scale_shift(initial, gt) - gt)
+            e0 = np.abs(initial_aligned - gt)
             e1 = np.abs(metrics.align_scale_shift(preds["Ours"], gt) - gt)
             gain = np.clip((e0 - e1) / 0.5, -1, 1)
             img = np.zeros(gain.shape + (3,), np.uint8)
@@ -104,7 +108,10 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
         if not rs:
             continue
         row = {"method": name, "scenes": len(rs)}
-        for key in ("R3", "MBE", "eps_acc", "eps_comp", "WHDR", "RMSE"):
+        # R3 pooled over all scenes' pixels: improved / worsened (NaN for the initial depth).
+        imp, wor = sum(r["improved"] for r in rs), sum(r["worsened"] for r in rs)
+        row["R3"] = imp / wor if wor else float("nan")
+        for key in ("MBE", "eps_acc", "eps_comp", "WHDR", "RMSE"):
             vals = np.array([r[key] for r in rs], float)
             vals = vals[np.isfinite(vals)]
             row[key] = float(vals.mean()) if len(vals) else float("nan")
@@ -120,7 +127,8 @@ def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> N
         w.writeheader()
         w.writerows(table)
     lines = [f"# Refiner evaluation ({checkpoint}, initial depth: {degradation})", "",
-             "R3 higher is better (improved/worsened pixels, t=0.05, vs the initial depth); the rest lower is better.",
+             "R3 higher is better (pixels improved / worsened by > 0.05 vs the aligned initial depth, pooled over "
+             "scenes); the rest lower is better.  Depth space: 10 * min(1, 1 m / z).",
              "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in table:
         lines.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
