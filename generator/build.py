@@ -11,7 +11,7 @@ from pathlib import Path
 
 from generator import annotations, blender, user_assets
 from scenes import objects as scene_objects
-from scenes.classes import CLASS_IDS, KIND_CLASS
+from scenes.classes import CLASS_IDS
 from scenes.mesh import Mesh
 from scenes.spec import SceneSpec
 from scenes.user_assets import cutout_mesh, read_alpha

@@ -47,11 +47,11 @@ def info_text(url: str) -> str:
         f"scenes      {nd}/{st.n} done" + (f" ({st.n - nd} to go: gen scenes --resume)" if nd < st.n else ""),
         f"resolution  {r['width']}x{r['height']}, fx={a['intrinsics']['fx']:.2f}",
         f"seed        {a['seed']}",
-        f"scenarios   " + (", ".join(f"{s} {c}" for s, c in sorted(scenarios.items())) or "-"),
-        f"instances   " + (", ".join(f"{c} {n}" for c, n in counts.most_common()) or "-"),
-        f"per scene   " + (f"{sum(counts.values()) / max(nd, 1):.1f} instances, {size / max(nd, 1) / 1e6:.2f} MB stored"
+        "scenarios   " + (", ".join(f"{s} {c}" for s, c in sorted(scenarios.items())) or "-"),
+        "instances   " + (", ".join(f"{c} {n}" for c, n in counts.most_common()) or "-"),
+        "per scene   " + (f"{sum(counts.values()) / max(nd, 1):.1f} instances, {size / max(nd, 1) / 1e6:.2f} MB stored"
                            if nd else "-"),
-        f"failures    " + (f"{len(a['failures'])} scene(s), e.g. scene {next(iter(a['failures']))}: "
+        "failures    " + (f"{len(a['failures'])} scene(s), e.g. scene {next(iter(a['failures']))}: "
                            f"{next(iter(a['failures'].values()))}" if a.get("failures") else "none"),
         f"classes     {', '.join(f'{i}:{c}' for i, c in enumerate(classes))}",
         f"software    {json.dumps(a['software'])}",
@@ -92,7 +92,7 @@ def shards_info_text(url: str) -> str:
         f"shards      {nd}/{st.n_shards} done, {st.shard_size} samples each ({nd * st.shard_size} samples)",
         f"patch       {a['patch']}x{a['patch']}, chunks of {a['chunk_size']} samples",
         f"depth       {a['depth_space']['formula']}",
-        f"mask kinds  " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + (" (first 50 shards)" if nd > 50 else ""),
+        "mask kinds  " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + (" (first 50 shards)" if nd > 50 else ""),
         f"sources     {', '.join(a['sources'])}",
         f"per sample  {size / max(nd * st.shard_size, 1) / 1e3:.1f} kB stored" if size else "per sample  -",
         f"seed        {a['seed']}",

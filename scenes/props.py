@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .mesh import Mesh, concat
-from .primitives import box, cylinder, cylinder_between, panel, prism, sphere
+from .primitives import box, cylinder, cylinder_between, prism, sphere
 
 
 def _f(d: dict) -> dict:
