@@ -56,8 +56,12 @@ def main() -> None:
             t0 = time.perf_counter()
             assert shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, workers=workers, overwrite=True) == 0
             wall = time.perf_counter() - t0
-            peak = max(r.get("peak_rss_mib", 0) for r in shards_run.run.last_results)
-            rows.append((workers, n / wall, peak))
+            res = shards_run.run.last_results
+            peak = max(r.get("peak_rss_mib", 0) for r in res)
+            # Per core, steady state: samples over the seconds tasks ran (each task holds one
+            # core), which leaves out starting the cluster and the workers.
+            task_s = sum(r["build"] + r["write"] for r in res)
+            rows.append((workers, n / wall, peak, sum(r["samples"] for r in res) / task_s))
         # Where the time goes: one shard in this process.
         st = scene_store.open_store(src)
         refs = [(0, int(i)) for i in range(st.n) if st.done()[i]]
@@ -70,9 +74,10 @@ def main() -> None:
         one = time.perf_counter() - t0
     print(f"patch 320, shard {args.shard_size} samples, {args.shards} shards per row, sources {args.sources} "
           f"scenes at 1280x720, {os.cpu_count()} cores")
-    for workers, rate, peak in rows:
+    for workers, rate, peak, per_task in rows:
         label = "in-process loop (no Dask)" if workers == 0 else f"dask {workers} worker(s) x 1 thread"
-        print(f"  {label:32s} {rate:8.1f} samples/s  ({rate / max(workers, 1):.1f} per core), peak RSS {peak:.0f} MiB")
+        print(f"  {label:32s} {rate:7.1f} samples/s wall ({rate / max(workers, 1):.1f} per core incl. start-up), "
+              f"{per_task:.1f} samples/s per busy core, peak RSS {peak:.0f} MiB")
     print(f"profile of one shard in-process ({one:.2f} s, {args.shard_size / one:.0f} samples/s), top by own time:")
     stats = pstats.Stats(prof)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]

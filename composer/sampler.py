@@ -75,11 +75,14 @@ def _pick_kind(rng, mix: dict, available: dict) -> str:
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
-def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, seed: int) -> dict:
+def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, seed: int, on_chunk=None) -> dict:
     """Arrays (shard_store.ARRAYS) of shard j.  ``refs`` lists (store id, scene) of every done
-    source scene; ``stores`` are the opened scene stores."""
+    source scene; ``stores`` are the opened scene stores.  ``on_chunk(arrays, first, stop)`` is called
+    as each ``chunk_size`` run of samples is finished, so the caller can write it while the
+    next one is built."""
     rng = shard_rng(seed, j)
     patch, n = cfg["patch"], cfg["shard_size"]
+    chunk = min(cfg["chunk_size"], n)  # as the store was created
     pick = rng.choice(len(refs), size=min(cfg["batch_scenes"], len(refs)), replace=False)
     batch = [refs[int(p)] for p in sorted(pick)]
     scenes = [load_scene(stores[si], i, cfg["near_m"]) for si, i in batch]
@@ -142,4 +145,6 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, se
         out["dilate_first"][s] = p["order"] == "dilate-first"
         out["blur_sigma"][s], out["hole_t"][s], out["holes"][s] = p["blur_sigma"], p["hole_t"], holes
         out["sample_seed"][s] = sample_seed
+        if on_chunk is not None and ((s + 1) % chunk == 0 or s + 1 == n):
+            on_chunk(out, s + 1 - ((s + 1) % chunk or chunk), s + 1)
     return out

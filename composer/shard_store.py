@@ -1,8 +1,11 @@
 """The shard store: the one module that reads and writes composited training samples.
 
-Zarr v3.  Samples are stored in shards of ``shard_size`` (one Zarr shard = one file per
-array per shard, written whole by one Dask task) made of inner chunks of ``chunk_size``
-samples, so a loader reads a contiguous block of samples with one request per array.
+Zarr v3.  Samples are stored in chunks of ``chunk_size`` samples (one request per array
+reads a contiguous block), grouped into "shards" of ``shard_size`` samples, each the unit
+one Dask task builds: every chunk of a shard is written by that task alone, chunk by chunk
+while the next one is built, and ``done[shard]`` is set last.  (Zarr's own sharding codec
+would pack a shard into one file, but then it can only be written whole, after building;
+overlapping the writes is worth more here, see benchmarks/RESULTS.md.)
 """
 from __future__ import annotations
 
@@ -64,11 +67,18 @@ class ShardStore:
     def done(self) -> np.ndarray:
         return self.group["done"][:]
 
-    def write_shard(self, j: int, arrays: dict) -> None:
-        """Every array of shard j (whole Zarr shards: no other task touches them), then done[j]."""
-        s = self.shard_size
+    def write_samples(self, j: int, arrays: dict, first: int, stop: int) -> None:
+        """Samples first..stop-1 (chunk-aligned) of shard j; no other task touches them."""
+        base = j * self.shard_size
         for name in SAMPLE_ARRAYS:
-            self.group[name][j * s:(j + 1) * s] = arrays[name]
+            self.group[name][base + first:base + stop] = arrays[name][first:stop]
+
+    def write_shard(self, j: int, arrays: dict) -> None:
+        """Every array of shard j, then done[j]."""
+        self.write_samples(j, arrays, 0, self.shard_size)
+        self.mark_done(j)
+
+    def mark_done(self, j: int) -> None:
         self.group["done"][j] = True
 
     def read(self, start: int, stop: int, names=None) -> dict:
@@ -93,7 +103,7 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
     for name, (dims, dtype, fill) in ARRAYS.items():
         shape = (n,) + tuple(sizes[d] for d in dims)
         g.create_array(name, shape=shape, dtype=dtype, fill_value=fill, dimension_names=("sample",) + dims,
-                       chunks=(chunk_size,) + shape[1:], shards=(shard_size,) + shape[1:],
+                       chunks=(chunk_size,) + shape[1:],
                        compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
     g.create_array("done", shape=(n_shards,), dtype="bool", fill_value=False, chunks=(1,),
                    dimension_names=("shard",))

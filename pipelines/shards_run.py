@@ -80,9 +80,17 @@ def build_shard_task(out_url: str, source_urls: list[str], refs, j: int, cfg: di
     out = shard_store.open_shards(out_url, mode="r+")
     if out.done()[j]:
         return {"shard": j, "skipped": True}
-    arrays = build_shard(stores, refs, j, cfg, seed)
-    t1 = time.perf_counter()
-    out.write_shard(j, arrays)
+    # Chunks are written from a second thread while the next ones are built: compression and
+    # file writes release the GIL, so the two overlap.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as writer:
+        pending = []
+        build_shard(stores, refs, j, cfg, seed,
+                    on_chunk=lambda arrays, a, b: pending.append(writer.submit(out.write_samples, j, arrays, a, b)))
+        t1 = time.perf_counter()
+        for f in pending:
+            f.result()
+    out.mark_done(j)
     import resource
     return {"shard": j, "build": t1 - t0, "write": time.perf_counter() - t1, "samples": cfg["shard_size"],
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
