@@ -36,13 +36,14 @@ def main() -> None:
     from generator.render import render_scene
     from scenes import store as scene_store
     from scenes.config import build_config
-    from scenes.spec import sample_scene
+    from scenes.spec import pinhole_intrinsics, sample_scene
 
     cfg = build_config(args.preset, overrides=[f"scene.scenario={args.scenario}"])
     with tempfile.TemporaryDirectory() as tmp:
         url = os.path.join(tmp, "bench.zarr")
-        spec0 = sample_scene(cfg, args.seed, 0)
-        st = scene_store.create(url, args.scenes, cfg, args.seed, spec0.camera.intrinsics())
+        r = cfg["render"]
+        st = scene_store.create(url, args.scenes, cfg, args.seed,
+                                pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"]))
         rows, rss = [], {}
         for i in range(args.scenes):
             t0 = time.perf_counter()

@@ -67,6 +67,9 @@ class ShardStore:
     def done(self) -> np.ndarray:
         return self.group["done"][:]
 
+    def is_done(self, j: int) -> bool:
+        return bool(self.group["done"][j])
+
     def write_samples(self, j: int, arrays: dict, first: int, stop: int) -> None:
         """Samples first..stop-1 (chunk-aligned) of shard j; no other task touches them."""
         base = j * self.shard_size

@@ -97,7 +97,11 @@ def _set_annot_settings(scene) -> None:
 
 def render_scene(spec: SceneSpec, cfg: dict) -> tuple[dict, dict]:
     """(arrays for scenes.store, timings in seconds) of one scene; bpy state is left clean."""
-    return next(render_layout([spec], cfg))[1:]
+    frames = render_layout([spec], cfg)
+    try:
+        return next(frames)[1:]
+    finally:
+        frames.close()  # runs the layout's cleanup now, not whenever the generator is collected
 
 
 def render_layout(specs: list[SceneSpec], cfg: dict):

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from scenes.store import StoreError, open_store  # noqa: F401 - StoreError is re-raised by callers
+from scenes.store import StoreError, bytes_stored, open_store  # noqa: F401 - StoreError is re-raised by callers
 
 
 def store_kind(url: str) -> str:
@@ -84,7 +84,7 @@ def shards_info_text(url: str) -> str:
     s = st.shard_size
     for j in np.flatnonzero(done)[:50]:
         kinds.update(MASK_KINDS[k] for k in st.group["mask_kind"][j * s:(j + 1) * s])
-    size = st_bytes(url)
+    size = bytes_stored(url)
     nd = int(done.sum())
     return "\n".join([
         f"store       {url}",
@@ -98,12 +98,6 @@ def shards_info_text(url: str) -> str:
         f"seed        {a['seed']}",
         f"config      {json.dumps(a['config'], separators=(',', ':'))}",
     ])
-
-
-def st_bytes(url: str) -> int:
-    from pathlib import Path
-    p = Path(url)
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
 
 
 def preview_shards(url: str, out: str, rows: int, width: int) -> str:

@@ -38,8 +38,7 @@ def render_group(url: str, group: list, cfg: dict, seed: int, threads: int = 0,
 
     st = scene_store.open_store(url, mode="r+")
     if not overwrite:
-        done = st.done()
-        group = [(i, s) for i, s in group if not done[i]]
+        group = [(i, s) for i, s in group if not st.is_done(i)]
     if not group:
         return []
     local = copy.deepcopy(cfg)

@@ -9,15 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from scenes import store as scene_store
-from scenes.spec import SceneSpec, sample_scene
+from scenes.spec import pinhole_intrinsics
 
 
 class RunError(ValueError):
     """A user-facing problem with the run as asked."""
-
-
-def scene_spec(cfg: dict, seed: int, index: int) -> SceneSpec:
-    return sample_scene(cfg, seed, index)
 
 
 def index_assets(cfg: dict) -> dict:
@@ -40,10 +36,6 @@ def index_assets(cfg: dict) -> dict:
     cfg["assets"]["dir"] = str(Path(root).resolve())
     cfg["assets"]["index"] = index
     return cfg
-
-
-def _intrinsics(cfg: dict, seed: int) -> dict:
-    return scene_spec(cfg, seed, 0).camera.intrinsics()
 
 
 @dataclass
@@ -86,7 +78,9 @@ def _open_or_create(url, n, cfg, seed, overwrite, resume, only):
         if st.n != n:
             raise RunError(f"--resume: --n {n} differs from the store's {st.n} scenes")
         return st, cfg, seed, [(int(i), None) for i in np.flatnonzero(~st.done())]
-    st = scene_store.create(url, n, cfg, seed, _intrinsics(cfg, seed), overwrite=overwrite)
+    r = cfg["render"]
+    st = scene_store.create(url, n, cfg, seed, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"]),
+                            overwrite=overwrite)
     return st, cfg, seed, [(i, None) for i in range(n)]
 
 
@@ -112,8 +106,8 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
     t_start = time.perf_counter()
     try:
         if cluster.workers == 0 and not cluster.scheduler:
+            from pipelines.scenes_dask import render_group
             for g in groups:
-                from pipelines.scenes_dask import render_group
                 for t in render_group(url, g, cfg, seed, cluster.threads_per_worker or 0, rerender):
                     timings.append(t)
                     bar.update(1)

@@ -78,7 +78,7 @@ def build_shard_task(out_url: str, source_urls: list[str], refs, j: int, cfg: di
     t0 = time.perf_counter()
     stores = [scene_store.open_store(u) for u in source_urls]
     out = shard_store.open_shards(out_url, mode="r+")
-    if out.done()[j]:
+    if out.is_done(j):
         return {"shard": j, "skipped": True}
     # Chunks are written from a second thread while the next ones are built: compression and
     # file writes release the GIL, so the two overlap.

@@ -14,6 +14,12 @@ import numpy as np
 SPEC_VERSION = 1
 
 
+def pinhole_intrinsics(width: int, height: int, hfov_deg: float) -> dict:
+    """Pinhole intrinsics; pixel (row i, col j) has its centre at (u, v) = (j + 0.5, i + 0.5)."""
+    fx = width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
+    return {"fx": fx, "fy": fx, "cx": width / 2.0, "cy": height / 2.0, "width": width, "height": height}
+
+
 @dataclass
 class Camera:
     position: list[float]  # world metres, Z up
@@ -26,10 +32,7 @@ class Camera:
     velocity: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # m/s, for frames
 
     def intrinsics(self) -> dict:
-        """Pinhole intrinsics; pixel (row i, col j) has its centre at (u, v) = (j + 0.5, i + 0.5)."""
-        fx = self.width / 2.0 / math.tan(math.radians(self.hfov_deg) / 2.0)
-        return {"fx": fx, "fy": fx, "cx": self.width / 2.0, "cy": self.height / 2.0,
-                "width": self.width, "height": self.height}
+        return pinhole_intrinsics(self.width, self.height, self.hfov_deg)
 
     def world_to_camera(self) -> np.ndarray:
         """4x4 matrix mapping world points to OpenCV camera coordinates (x right, y down, z forward)."""

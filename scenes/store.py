@@ -69,6 +69,10 @@ class SceneStore:
     def done(self) -> np.ndarray:
         return self.group["done"][:]
 
+    def is_done(self, i: int) -> bool:
+        """One scene's flag: a single chunk read, where done() reads one chunk per scene."""
+        return bool(self.group["done"][i])
+
     def write_scene(self, i: int, arrays: dict, spec_json: str) -> None:
         """Write every array of scene ``i``, then mark it done (a crash leaves done[i] False)."""
         g = self.group
@@ -90,11 +94,15 @@ class SceneStore:
         return out
 
     def bytes_stored(self) -> int:
-        """Total stored bytes (local stores only; 0 if unknown)."""
-        p = Path(self.url)
-        if not p.exists():
-            return 0
-        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        return bytes_stored(self.url)
+
+
+def bytes_stored(url: str) -> int:
+    """Total bytes of a local store (0 for object stores, where listing costs requests)."""
+    p = Path(url)
+    if not p.exists():
+        return 0
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
 def _write_str(array, i: int, text: str) -> None:
