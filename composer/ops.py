@@ -104,7 +104,9 @@ def has_holes(mask: np.ndarray) -> bool:
     return hierarchy is not None and bool((hierarchy[0][:, 3] >= 0).any())
 
 
-_KERNEL = np.ones((3, 3), np.uint8)
+def _square(k: int) -> np.ndarray:
+    """The structuring element of k iterations of a 3x3 square."""
+    return np.ones((2 * k + 1, 2 * k + 1), np.uint8)
 
 
 def sample_perturbation(rng: np.random.Generator) -> dict:
@@ -138,11 +140,15 @@ def perturb(depth: np.ndarray, mask: np.ndarray, p: dict) -> tuple[np.ndarray, i
         inside = float(depth[hole].mean())
         around = float(depth[ring].mean()) if ring.any() else inside
         out[hole] = inside + t * (around - inside)
+    # k iterations of a 3x3 square equal one (2k+1)-square pass (OpenCV's default border
+    # ignores pixels outside the image either way), and the two middle steps merge into one
+    # of 2k: three separable passes instead of up to twenty (tested equal in test_composer_ops).
     kd, ke = p["k_dilate"], p["k_erode"]
-    steps = [("d", kd), ("e", ke), ("e", ke), ("d", kd)] if p["order"] == "dilate-first" else \
-            [("e", ke), ("d", kd), ("d", kd), ("e", ke)]
-    for op, k in steps:
-        out = (cv2.dilate if op == "d" else cv2.erode)(out, _KERNEL, iterations=k)
+    first, middle = (cv2.dilate, cv2.erode) if p["order"] == "dilate-first" else (cv2.erode, cv2.dilate)
+    k1, k2 = (kd, ke) if p["order"] == "dilate-first" else (ke, kd)
+    out = first(out, _square(k1))
+    out = middle(out, _square(2 * k2))
+    out = first(out, _square(k1))
     if p["blur_sigma"] > 0:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=p["blur_sigma"], borderType=cv2.BORDER_REFLECT)
     return out, len(holes)

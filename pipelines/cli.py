@@ -274,9 +274,12 @@ def train():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False), default=None, help="Initial weights (a state dict).")
+@click.option("--residual/--plain-head", default=True, show_default=True,
+              help="Predict a correction to the input depth (starts as the identity), or the depth itself "
+                   "as the paper's head does.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
-                  ckpt_every, init, resume):
+                  ckpt_every, init, residual, resume):
     """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
 
     \b
@@ -293,7 +296,7 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
     from trainer.train import train as run_train
     cfg = TrainConfig(model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate,
                       lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
-                      ckpt_every=ckpt_every, init=init)
+                      ckpt_every=ckpt_every, init=init, residual=residual)
     try:
         result = run_train(shards, out, cfg, resume=resume)
     except TrainError as exc:

@@ -56,13 +56,23 @@ def render_group(url: str, group: list, cfg: dict, seed: int, threads: int = 0,
     return out
 
 
+RECYCLE_EXIT_TIMEOUT_S = 60.0
+
+
 def maybe_recycle(recycle_after: int, max_rss_mib: float) -> bool:
     """Restart this Dask worker (its nanny starts a fresh process) once it has rendered
     ``recycle_after`` scenes or grown past ``max_rss_mib``: Blender leaks over long loops."""
     if not ((recycle_after and _rendered_here >= recycle_after) or (max_rss_mib and _rss_mib() > max_rss_mib)):
         return False
+    import faulthandler
+
     from distributed import get_worker
     w = get_worker()
+    # Blender sometimes hangs (or segfaults) while the interpreter shuts down; the nanny only
+    # restarts a worker whose process has exited, so a hung exit would leave the cluster
+    # without this worker for good.  faulthandler's watchdog is a C thread that still runs
+    # during finalisation: it prints where the process hung and _exit()s it.
+    faulthandler.dump_traceback_later(RECYCLE_EXIT_TIMEOUT_S, exit=True)
     w.loop.add_callback(w.close_gracefully, restart=True, reason="rgsd-recycle")
     return True
 

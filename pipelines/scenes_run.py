@@ -47,6 +47,7 @@ class ClusterOptions:
     recycle_after: int = 200  # restart a worker after this many scenes (0 = never)
     max_rss_mib: float = 3072.0  # ... or once it grows past this
     retries: int = 2  # retries of a task that raised (a broken asset, say)
+    stall_timeout_s: float = 600.0  # give up when the cluster has had no worker this long
 
 
 def _groups(todo: list, frames: int) -> list[list]:
@@ -138,8 +139,6 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
 
 
 def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, timings, failures):
-    from distributed import as_completed
-
     from pipelines import scenes_dask
     from pipelines.cluster import connect, default_layout
 
@@ -155,7 +154,7 @@ def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, ti
                               pure=False, key=f"render-scenes-{g[0][0]}-{g[-1][0]}-{os.getpid()}")
             futures[f] = g
         try:
-            for f in as_completed(futures):
+            for f in _completed(client, futures, opts.stall_timeout_s):
                 g = futures.pop(f)
                 if f.status == "error":
                     err = f.exception()
@@ -171,6 +170,33 @@ def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, ti
         except BaseException:
             client.cancel(list(futures))
             raise
+
+
+def _completed(client, futures, stall_timeout_s: float, poll_s: float = 0.2):
+    """Futures as they finish, like ``as_completed``, but raise RunError once the cluster
+    has had no worker for ``stall_timeout_s`` (every worker lost and none restarted), where
+    ``as_completed`` would wait forever.  Finished scenes are in the store: --resume."""
+    from distributed import as_completed
+
+    ac = as_completed(futures)
+    workerless_since, checked = None, 0.0
+    while not ac.is_empty():
+        batch = ac.next_batch(block=False)
+        if batch:
+            workerless_since = None
+            yield from batch
+            continue
+        now = time.monotonic()
+        if now - checked > 5.0:
+            checked = now
+            if client.scheduler_info().get("workers"):
+                workerless_since = None
+            elif workerless_since is None:
+                workerless_since = now
+            elif now - workerless_since > stall_timeout_s:
+                raise RunError(f"the Dask cluster has had no workers for {stall_timeout_s:.0f} s; "
+                               "finished scenes are saved, continue with --resume")
+        time.sleep(poll_s)
 
 
 def _record_failures(st, failures: dict, attempted: list) -> None:

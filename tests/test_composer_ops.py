@@ -1,4 +1,5 @@
 """Properties of the sample-synthesis operations (maskdepth §3.1, supp. §3)."""
+import cv2
 import numpy as np
 import pytest
 
@@ -107,3 +108,24 @@ def test_blur_sigma_ranges_and_order_balance():
     assert 0 <= sig.min() and sig.max() <= 5 and 0.45 < (sig < 1).mean() < 0.55
     assert {p["k_dilate"] for p in ps} == {1, 2, 3, 4, 5} == {p["k_erode"] for p in ps}
     assert 0.45 < np.mean([p["order"] == "dilate-first" for p in ps]) < 0.55
+
+
+@pytest.mark.parametrize("order", ["dilate-first", "erode-first"])
+def test_morphology_equals_the_papers_four_steps_of_3x3_iterations(order):
+    # Reference straight from supp. §3: (dilate kd, erode ke, erode ke, dilate kd) or the
+    # mirror, each as k iterations of a 3x3 kernel; no holes and no blur, so only the
+    # morphology differs.
+    rng = np.random.default_rng(3)
+    depth = (rng.random((64, 80)) * 10).astype(np.float32)
+    mask = np.zeros((64, 80), np.uint8)  # no holes
+    k3 = np.ones((3, 3), np.uint8)
+    for kd in range(1, 6):
+        for ke in range(1, 6):
+            p = {"k_dilate": kd, "k_erode": ke, "order": order, "blur_sigma": 0.0, "hole_t": 0.0}
+            ref = depth
+            steps = [(cv2.dilate, kd), (cv2.erode, ke), (cv2.erode, ke), (cv2.dilate, kd)]
+            if order == "erode-first":
+                steps = [(cv2.erode, ke), (cv2.dilate, kd), (cv2.dilate, kd), (cv2.erode, ke)]
+            for op, k in steps:
+                ref = op(ref, k3, iterations=k)
+            assert np.array_equal(ops.perturb(depth, mask, p)[0], ref), (kd, ke)

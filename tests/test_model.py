@@ -16,10 +16,29 @@ def inputs(h=64, w=64, b=1, seed=0):
     return depth, mask, rgb
 
 
+def untrained_head(model):
+    """The residual head starts at zero (an identity refiner); give it random weights so
+    the tests below see every input's effect, as in a trained model."""
+    torch.nn.init.normal_(model.head.out.weight, std=0.1)
+    return model
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return build_refiner("tiny").eval()
+    return untrained_head(build_refiner("tiny")).eval()
+
+
+def test_untrained_refiner_is_the_identity():
+    torch.manual_seed(0)
+    d, m, r = inputs(40, 56, b=2)
+    d[:, :, :5] = 0.0  # sky; the eval clamp must not move in-range values either
+    with torch.no_grad():
+        assert torch.equal(build_refiner("tiny").eval()(d, m, r), d)
+        assert torch.equal(build_refiner("tiny").train()(d, m, r), d)
+        # The paper's plain head (no residual) does not return its input.
+        plain = build_refiner("tiny", residual=False).eval()(d, m, r)
+    assert (plain - d).abs().mean() > 0.5
 
 
 @pytest.mark.parametrize("h, w", [(70, 90), (33, 31), (64, 64)])
@@ -76,7 +95,7 @@ def test_rgb_and_mask_matter(tiny):
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    model = build_refiner("tiny").train()
+    model = untrained_head(build_refiner("tiny")).train()
     d, m, r = inputs(64, 96, b=2)
     d1, d2, merged = layered_forward(model, d, m, r)
     (d1.mean() + d2.mean() + merged.square().mean()).backward()
@@ -121,8 +140,9 @@ def test_deterministic_with_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        model = build_refiner("tiny", drop_path_rate=0.2).train()  # randomness in forward too
+        # residual=False so the (otherwise zero-initialised) output depends on every weight.
+        model = build_refiner("tiny", drop_path_rate=0.2, residual=False).train()  # random forward too
         outs.append(model(d, m, r).detach())
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(124)
-    assert not torch.equal(build_refiner("tiny").train()(d, m, r).detach(), outs[0])
+    assert not torch.equal(build_refiner("tiny", residual=False).train()(d, m, r).detach(), outs[0])

@@ -157,3 +157,12 @@ def test_blender_subprocess_mode(reference, tmp_path):
     opts = scenes_run.ClusterOptions(workers=1, blender="subprocess")
     assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts) == 0
     assert_same_annotations(reference, url)
+
+
+def test_a_cluster_without_workers_fails_instead_of_waiting_forever(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        opts = scenes_run.ClusterOptions(scheduler=cluster.scheduler_address, stall_timeout_s=1.0)
+        with pytest.raises(scenes_run.RunError, match="no workers"):
+            scenes_run.run(str(tmp_path / "s.zarr"), n=2, cfg=CFG, seed=3, cluster=opts)

@@ -21,7 +21,8 @@ def load_checkpoint(path: str, device="cpu"):
         raise InputError(f"no checkpoint at {path}")
     try:
         ck = torch.load(p, map_location=device, weights_only=False)
-        model = build_refiner(ck["model_name"])
+        # Checkpoints from before model_config was saved are all non-residual.
+        model = build_refiner(ck["model_name"], **(ck.get("model_config") or {"residual": False}))
         model.load_state_dict(ck["model"])
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise InputError(f"{path} is not an rgsd refiner checkpoint: {str(exc).splitlines()[0][:120]}") from None

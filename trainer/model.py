@@ -38,6 +38,7 @@ class RefinerConfig:
     drop_path_rate: float = 0.0
     max_depth: float = 10.0
     clamp_eval: bool = True      # clamp to [0, max_depth] in eval mode only (see head)
+    residual: bool = True        # predict a correction to the input depth (see forward)
 
     def __post_init__(self):
         for f in ("widths", "depths", "heads", "sr_ratios"):
@@ -162,6 +163,10 @@ class LayeredRefiner(nn.Module):
         self.decoder = FusionDecoder(cfg.widths, cfg.decoder_width)
         self.lowlevel = LowLevelEncoder(2, cfg.lowlevel_width)
         self.head = DepthHead(cfg.decoder_width, cfg.lowlevel_width, cfg.head_width)
+        if cfg.residual:
+            # Start as the identity: an untrained refiner returns its input unchanged.
+            nn.init.zeros_(self.head.out.weight)
+            nn.init.zeros_(self.head.out.bias)
 
     def forward(self, depth: torch.Tensor, mask: torch.Tensor,
                 rgb: torch.Tensor) -> torch.Tensor:
@@ -180,7 +185,17 @@ class LayeredRefiner(nn.Module):
         feats = self.encoder(dm, level1_extra=self.rgb_branch(rm))
         low_full, low_half = self.lowlevel(dm)
         y = self.head(self.decoder(feats), low_full, low_half)[..., :h, :w]
-        out = (y + 1.0) * half
+        # Residual output: most pixels of the initial depth are already right (P(D') or a
+        # SIDE map is wrong near boundaries and in holes), and the layered merge only ever
+        # takes each pass's *trusted* region (M from the M pass, 1-M from the 1-M pass), so
+        # predicting a correction keeps those pixels exactly and spends capacity on the
+        # edges.  This strengthens the paper's low-level depth encoder, there "so that the
+        # network does not forget the initial depth values".  A plain head repaints every
+        # pixel slightly off and, after short training, worsens far more pixels than it
+        # improves (R3 0.13 after 13 CPU-minutes).  (Gating the residual to the trusted
+        # region and predicting the rest afresh trained worse: the region to complete
+        # starts far from its target and its loss swamps the rest.)
+        out = depth + y * half if self.cfg.residual else (y + 1.0) * half
         if self.cfg.clamp_eval and not self.training:
             out = out.clamp(0.0, self.cfg.max_depth)
         return out

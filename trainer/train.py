@@ -43,6 +43,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 200
     init: str | None = None
+    residual: bool = True  # False: the paper's plain head (see trainer.model)
 
 
 class TrainError(RuntimeError):
@@ -126,7 +127,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
-    model = build_refiner(cfg.model, init=cfg.init).to(device)
+    model = build_refiner(cfg.model, init=cfg.init, residual=cfg.residual).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -136,8 +137,9 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     if resume:
         ck = torch.load(last, map_location=device, weights_only=False)
         if ck["config"] != asdict(cfg):
-            key = next(k for k in ck["config"] if ck["config"][k] != asdict(cfg).get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'][key]})")
+            now = asdict(cfg)
+            key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
+            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -203,7 +205,8 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
                 if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps):
                     state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                  step=step, epoch=epoch, consumed=consumed, best=best, rng=_rng_state(),
-                                 config=asdict(cfg), model_name=cfg.model, mode=cfg.mode)
+                                 config=asdict(cfg), model_name=cfg.model, mode=cfg.mode,
+                                 model_config=asdict(model.cfg))
                     save_checkpoint(last, **state)
                     if stage_of(step - 1, cfg) != 1 and last_mean < best:
                         best = last_mean
