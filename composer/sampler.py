@@ -102,23 +102,27 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, se
         "holes": np.zeros(n, np.int16), "sample_seed": np.zeros(n, np.uint64),
     }
     others = np.arange(len(scenes))
+    sky_id = classes.index("sky")
     for s in range(n):
         sample_seed = int(rng.integers(0, 2**63))
         r = np.random.Generator(np.random.PCG64(sample_seed))
         kind = _pick_kind(r, cfg["mask_mix"], cands)
         bm, inst = cands[kind][int(r.integers(len(cands[kind])))]
         sm = scenes[bm]
-        full = (sm["semantic"] == classes.index("sky")) if kind == "sky" else (sm["instance"] == inst)
-        hw = full.shape
+        # The mask is compared inside its window only: a full-frame comparison per sample
+        # cost more than the rest of the sample.
+        labels, target = (sm["semantic"], sky_id) if kind == "sky" else (sm["instance"], inst)
+        hw = labels.shape
         if kind == "sky":
             # A random stuff crop can miss the sky; retry so the mask is not (nearly) empty.
             for _ in range(20):
                 win_m = ops.stuff_crop(r, hw)
-                if full[win_m[1]:win_m[3], win_m[0]:win_m[2]].mean() >= cfg["min_fraction"]:
+                if (labels[win_m[1]:win_m[3], win_m[0]:win_m[2]] == target).mean() >= cfg["min_fraction"]:
                     break
         else:
             win_m = ops.adaptive_crop(r, tuple(int(v) for v in sm["modal_box"][inst - 1]), hw, patch)
-        m = ops.crop_resize(full.astype(np.uint8), win_m, patch, nearest=True)
+        window = labels[win_m[1]:win_m[3], win_m[0]:win_m[2]] == target
+        m = ops.crop_resize(window.view(np.uint8), (0, 0, window.shape[1], window.shape[0]), patch, nearest=True)
         # Two RGB-D sources from other scenes than the mask's when the batch allows it.
         pool = others[others != bm] if len(scenes) >= 3 else others
         b1, b2 = (int(x) for x in r.choice(pool, size=2, replace=False))

@@ -13,6 +13,9 @@ class FakeStore:
         self.reads += 1
         return {f: self.ids[start:stop] for f in fields}
 
+    def read_blocks(self, starts, length, fields):
+        return [self.read(s, s + length, fields) for s in starts]
+
 
 def test_ranks_get_disjoint_equal_blocks():
     starts = np.arange(0, 320, 32)

@@ -38,7 +38,7 @@ def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, p
     rng = np.random.default_rng([seed, int(blocks[0]) if len(blocks) else 0, len(blocks)])
     carry: list[tuple[dict, np.ndarray]] = []  # (block arrays, rows not yet used)
     for k in range(0, len(blocks), pool):
-        group = [store.read(int(s), int(s) + block, fields) for s in blocks[k:k + pool]]
+        group = store.read_blocks(blocks[k:k + pool], block, fields)
         group = [(g, np.arange(len(g[fields[0]]))) for g in group] + carry
         ids = np.concatenate([np.stack([np.full(len(rows), b), rows], 1) for b, (_, rows) in enumerate(group)])
         ids = ids[rng.permutation(len(ids))]
@@ -59,6 +59,21 @@ def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, p
             yield out
         rest = ids[n_full:]
         carry = [(group[b][0], rest[rest[:, 0] == b, 1]) for b in np.unique(rest[:, 0])]
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
+    """glibc malloc: serve blocks up to ``mmap_threshold`` from the heap and keep up to
+    ``trim_threshold`` of freed memory, so the loader's same-size block buffers are reused
+    instead of mmap'd, page-faulted and unmapped on every read.  (32 MiB is glibc's largest
+    mmap threshold on 64-bit.)  Returns False where it does not apply (not glibc)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)) and bool(libc.mallopt(m_trim_threshold, trim_threshold))
 
 
 def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1, pool: int = 4):
@@ -89,6 +104,7 @@ def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1
             info = get_worker_info()
             if info is not None:
                 blocks = blocks[info.id::info.num_workers]
+                keep_freed_memory()  # this loader process only
             def shared(shape, dtype):
                 return torch.from_numpy(np.empty(0, dtype)).new_empty(shape).share_memory_()
 
