@@ -105,8 +105,13 @@ def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1
             if info is not None:
                 blocks = blocks[info.id::info.num_workers]
                 keep_freed_memory()  # this loader process only
+                import numcodecs.blosc
+                numcodecs.blosc.use_threads = False  # one Blosc thread per loader process
             def shared(shape, dtype):
-                return torch.from_numpy(np.empty(0, dtype)).new_empty(shape).share_memory_()
+                # Allocated in shared memory from the start, as torch's default_collate does;
+                # share_memory_() on a new tensor would allocate and then copy it there.
+                elem = torch.from_numpy(np.empty(0, dtype))
+                return elem.new(elem._typed_storage()._new_shared(int(np.prod(shape)))).resize_(shape)
 
             alloc = shared if info is not None else None
             for b in iter_batches(st, blocks, self.block, self.batch, self.seed + self.epoch, self.pool, alloc=alloc):
