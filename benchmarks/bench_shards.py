@@ -12,6 +12,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -54,8 +55,12 @@ def main() -> None:
         for workers in (0, 1, 2):
             out = KEEP if workers == 2 else os.path.join(tmp, f"w{workers}.zarr")
             t0 = time.perf_counter()
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
             assert shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, workers=workers, overwrite=True) == 0
             wall = time.perf_counter() - t0
+            if workers == 0:  # this process did all the work, writer thread included
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                cpu_s = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
             res = shards_run.run.last_results
             peak = max(r.get("peak_rss_mib", 0) for r in res)
             # Per core, steady state: samples over the seconds tasks ran (each task holds one
@@ -78,6 +83,7 @@ def main() -> None:
         label = "in-process loop (no Dask)" if workers == 0 else f"dask {workers} worker(s) x 1 thread"
         print(f"  {label:32s} {rate:7.1f} samples/s wall ({rate / max(workers, 1):.1f} per core incl. start-up), "
               f"{per_task:.1f} samples/s per busy core, peak RSS {peak:.0f} MiB")
+    print(f"  in-process CPU time: {cpu_s:.2f} s user+sys for {n} samples -> {n / cpu_s:.0f} samples per CPU-second")
     print(f"profile of one shard in-process ({one:.2f} s, {args.shard_size / one:.0f} samples/s), top by own time:")
     stats = pstats.Stats(prof)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]

@@ -76,7 +76,8 @@ class ShardStore:
         Whole chunks of plain Blosc arrays are compressed here, with the array's own Blosc
         settings, and stored under their chunk keys: zarr's general write path copies each
         chunk twice on the way and cost 4x the compression itself.  The bytes are exactly
-        what zarr writes (tested), so zarr reads them back as usual."""
+        what zarr writes (tested), so zarr reads them back as usual.  (Zarr would skip a
+        chunk that equals the fill value; here it is written, which reads back the same.)
         import asyncio
 
         from zarr.core.sync import sync
@@ -96,7 +97,7 @@ class ShardStore:
             cname, clevel, shuffle, typesize, blocksize = _blosc_settings(a)
             for c in range(first, stop, size):
                 chunk = np.ascontiguousarray(arrays[name][c:c + size], a.dtype)
-                frame = numcodecs_blosc().compress(chunk, cname, clevel, shuffle, blocksize, typesize)
+                frame = _blosc().compress(chunk, cname, clevel, shuffle, blocksize, typesize)
                 key = a.metadata.encode_chunk_key(((base + c) // size,) + (0,) * (a.ndim - 1))
                 puts.append((a.async_array.store_path / key, proto.buffer.from_bytes(frame)))
 
@@ -151,7 +152,7 @@ class ShardStore:
                 if raw is None:  # never written: zarr's fill value
                     out.fill(a.fill_value)
                 else:
-                    numcodecs_blosc().decompress(raw.as_numpy_array(), out)
+                    _blosc().decompress(raw.as_numpy_array(), out)
                 decoded.append(out)
             flat = decoded
         k = len(names)
@@ -162,7 +163,7 @@ class ShardStore:
         return int(self.group.attrs["chunk_size"])
 
 
-def numcodecs_blosc():
+def _blosc():
     import numcodecs.blosc
     return numcodecs.blosc
 
