@@ -77,7 +77,7 @@ class ShardStore:
         settings, and stored under their chunk keys: zarr's general write path copies each
         chunk twice on the way and cost 4x the compression itself.  The bytes are exactly
         what zarr writes (tested), so zarr reads them back as usual.  (Zarr would skip a
-        chunk that equals the fill value; here it is written, which reads back the same.)
+        chunk that equals the fill value; here it is written, which reads back the same.)"""
         import asyncio
 
         from zarr.core.sync import sync
