@@ -1,7 +1,11 @@
 """The block loader: disjoint ranks, each sample at most once per epoch, deterministic order."""
 import numpy as np
 
-from trainer.data import epoch_blocks, iter_batches
+import sys
+
+import pytest
+
+from trainer.data import epoch_blocks, iter_batches, prefault
 
 
 class FakeStore:
@@ -38,3 +42,17 @@ def test_batches_cover_each_sample_once_and_repeat_exactly():
     assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(batches, again))
     # Shuffled across blocks, not block by block.
     assert len({int(v) // 32 for v in batches[0]["x"]}) > 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise(MADV_POPULATE_WRITE) is Linux's")
+def test_prefault_maps_pages_without_touching_their_contents():
+    import mmap
+    region = mmap.mmap(-1, 5 * mmap.PAGESIZE + 100)  # anonymous shared, like a batch in /dev/shm
+    a = np.frombuffer(region, np.uint8)
+    a[::7] = 42
+    before = a.copy()
+    # An unaligned slice in the middle: the call rounds to whole pages of the same mapping.
+    assert prefault(a[10:].ctypes.data, a.nbytes - 10)
+    np.testing.assert_array_equal(a, before)
+    del a
+    region.close()
