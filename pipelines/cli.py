@@ -73,9 +73,12 @@ def _index_list(text: str) -> list[int]:
                    "same as --set scene.frames_per_layout=N.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster (tcp://head:8786).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="LocalCluster worker processes [default: one per core]; 0 renders in this process without Dask.")
+              help="LocalCluster worker processes [default: fill the cores, see --threads-per-worker]; "
+                   "0 renders in this process without Dask.")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
-              help="Cycles threads per worker process [default: 1].")
+              help="Cycles threads per worker process [default: 1 for light frames (tiny preset: one "
+                   "worker per core); up to 4, with fewer workers, for frames of >= 0.5 M pixels x samples (small "
+                   "and default presets); 1 with --scheduler].")
 @click.option("--blender", "blender_mode", type=click.Choice(["worker", "subprocess"]), default="worker",
               show_default=True, help="worker: bpy imported once per Dask worker and reused; "
                                       "subprocess: a fresh Blender process per task.")

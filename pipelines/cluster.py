@@ -6,15 +6,33 @@ import os
 import sys
 
 
-def default_layout(cores: int | None = None) -> tuple[int, int]:
-    """(worker processes, Cycles threads per worker) for this machine: one worker per core,
-    one Cycles thread each.  Measured on 2 cores (benchmarks/RESULTS.md): at the tiny preset
-    2x1 renders 1.27x faster than 1x2, because a scene's Python-side work (building meshes,
-    reading passes, writing the store) is serial and a second process fills those gaps; at
-    1280x720 the two splits are within noise (0.024 vs 0.026 scenes/s).  Separate processes
-    also keep a crash or a leak to one worker."""
+# Frames at least this heavy (pixels x samples) render faster as fewer workers with more
+# Cycles threads; cheaper ones as one single-threaded worker per core.  Measured on either
+# side: tiny 160x90x2 = 29 k (2x1 wins by 1.2x), small 640x360x8 = 1.8 M (1x2 wins by 1.2x).
+HEAVY_FRAME = 500_000
+MAX_DEFAULT_THREADS = 4
+
+
+def default_layout(render_cfg: dict | None = None, cores: int | None = None, workers: int | None = None,
+                   threads: int | None = None) -> tuple[int, int]:
+    """(worker processes, Cycles threads per worker) filling this machine's cores, for
+    whichever of the two the user left out.  Measured on 2 cores (benchmarks/RESULTS.md):
+    at the tiny preset (160x90, 2 spp) 2 workers x 1 thread beat 1 x 2, because a scene's
+    Python-side work (building meshes, reading passes, writing the store) is serial and a
+    second process fills those gaps; at 640x360 and up that work is a few % of a scene,
+    Cycles' second thread gives 1.7-2x, and 1 x 2 beats 2 x 1 by ~1.2x (two Blenders slow
+    each other down) while holding one Blender's memory instead of two.  Threads are capped at
+    ``MAX_DEFAULT_THREADS`` so the serial part stays small on big nodes."""
     cores = cores or len(os.sched_getaffinity(0))
-    return cores, 1
+    if workers and threads:
+        return workers, threads
+    if threads:
+        return max(1, cores // threads), threads
+    heavy = bool(render_cfg) and render_cfg["width"] * render_cfg["height"] * render_cfg["samples"] >= HEAVY_FRAME
+    if workers:
+        return workers, max(1, cores // workers) if heavy else 1
+    threads = min(cores, MAX_DEFAULT_THREADS) if heavy else 1
+    return max(1, cores // threads), threads
 
 
 @contextlib.contextmanager
@@ -44,15 +62,15 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
                 print(f"dask: connected to {scheduler}, dashboard {client.dashboard_link}", file=sys.stderr)
             yield client
         return
-    n, _ = default_layout()
-    n = workers or n
+    n = workers or default_layout(threads=threads_per_worker)[0]
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            resources={"render": 1}, memory_limit=memory_limit,
                            dashboard_address="127.0.0.1:0", silence_logs=40)
     try:
         with Client(cluster) as client:
             if not quiet:
-                print(f"dask: LocalCluster with {n} worker process(es), dashboard {client.dashboard_link}",
+                each = f" x {threads_per_worker} Cycles threads" if (threads_per_worker or 1) > 1 else ""
+                print(f"dask: LocalCluster with {n} worker process(es){each}, dashboard {client.dashboard_link}",
                       file=sys.stderr)
             yield client
     finally:

@@ -41,7 +41,7 @@ def index_assets(cfg: dict) -> dict:
 @dataclass
 class ClusterOptions:
     scheduler: str | None = None
-    workers: int | None = None  # None: one per core; 0: render in this process, no Dask
+    workers: int | None = None  # None: fill the cores (cluster.default_layout); 0: in this process, no Dask
     threads_per_worker: int | None = None  # Cycles threads per worker process
     blender: str = "worker"  # worker: bpy imported once per worker; subprocess: one per task
     recycle_after: int = 200  # restart a worker after this many scenes (0 = never)
@@ -122,6 +122,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         bar.close()
         _record_failures(st, failures, [i for i, _ in todo])
     wall = time.perf_counter() - t_start
+    run.last_timings = timings  # for benchmarks: per-scene phase timings
     done = int(st.done().sum())
     size = st.bytes_stored()
     per = f", {size / max(done, 1) / 1e6:.2f} MB per scene" if size else ""
@@ -142,9 +143,12 @@ def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, ti
     from pipelines import scenes_dask
     from pipelines.cluster import connect, default_layout
 
-    threads = opts.threads_per_worker or default_layout()[1]
+    if opts.scheduler:  # an existing cluster's cores are not ours to count: --threads-per-worker
+        workers, threads = None, opts.threads_per_worker or 1
+    else:
+        workers, threads = default_layout(cfg["render"], workers=opts.workers, threads=opts.threads_per_worker)
     fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
-    with connect(opts.scheduler, opts.workers, threads) as client:
+    with connect(opts.scheduler, workers, threads) as client:
         bar.delay = 0
         bar.refresh()
         futures = {}
