@@ -1,8 +1,7 @@
 """The block loader: disjoint ranks, each sample at most once per epoch, deterministic order."""
-import numpy as np
-
 import sys
 
+import numpy as np
 import pytest
 
 from trainer.data import epoch_blocks, iter_batches, prefault

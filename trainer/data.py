@@ -63,16 +63,26 @@ def iter_batches(store, blocks: np.ndarray, block: int, batch: int, seed: int, p
         carry = [(group[b][0], rest[rest[:, 0] == b, 1]) for b in np.unique(rest[:, 0])]
 
 
+@functools.cache
+def _libc():
+    """glibc, or None where there is none (then the tweaks below do nothing)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc
+
+
 def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
     """glibc malloc: serve blocks up to ``mmap_threshold`` from the heap and keep up to
     ``trim_threshold`` of freed memory, so the loader's same-size block buffers are reused
     instead of mmap'd, page-faulted and unmapped on every read.  (32 MiB is glibc's largest
     mmap threshold on 64-bit.)  Returns False where it does not apply (not glibc)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _libc()
+    if libc is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)) and bool(libc.mallopt(m_trim_threshold, trim_threshold))
@@ -81,27 +91,15 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14
 
 
-@functools.cache
-def _madvise():
-    import ctypes
-
-    try:
-        f = ctypes.CDLL("libc.so.6", use_errno=True).madvise
-    except OSError:
-        return None
-    f.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return f
-
-
 def prefault(ptr: int, nbytes: int) -> bool:
     """Map every page of [ptr, ptr + nbytes) writable in one madvise call.  A fresh
     shared-memory batch is otherwise page-faulted 4 KiB at a time by the copy that fills it,
-    and those faults were a third of a loader worker's time.  False where unsupported."""
-    madvise = _madvise()
-    if madvise is None:
+    which cost a loader worker ~20 % of its time.  False where unsupported (old kernels)."""
+    libc = _libc()
+    if libc is None:
         return False
     start, end = ptr & ~4095, (ptr + nbytes + 4095) & ~4095
-    return madvise(start, end - start, _MADV_POPULATE_WRITE) == 0
+    return libc.madvise(start, end - start, _MADV_POPULATE_WRITE) == 0
 
 
 def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1, pool: int = 4):
