@@ -19,7 +19,7 @@ def default_layout(render_cfg: dict | None = None, cores: int | None = None, wor
     whichever of the two the user left out.  Measured on 2 cores (benchmarks/RESULTS.md):
     at the tiny preset (160x90, 2 spp) 2 workers x 1 thread beat 1 x 2, because a scene's
     Python-side work (building meshes, reading passes, writing the store) is serial and a
-    second process fills those gaps; at 640x360 and up that work is a few % of a scene,
+    second process fills those gaps; at 640x360 and up that work is a small share of a scene,
     Cycles' second thread gives 1.7-2x, and 1 x 2 beats 2 x 1 by ~1.2x (two Blenders slow
     each other down) while holding one Blender's memory instead of two.  Threads are capped at
     ``MAX_DEFAULT_THREADS`` so the serial part stays small on big nodes."""
