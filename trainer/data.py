@@ -8,6 +8,7 @@ function of (seed, epoch, rank, world size): deterministic, and disjoint across 
 from __future__ import annotations
 
 import functools
+import mmap
 
 import numpy as np
 
@@ -98,7 +99,8 @@ def prefault(ptr: int, nbytes: int) -> bool:
     libc = _libc()
     if libc is None:
         return False
-    start, end = ptr & ~4095, (ptr + nbytes + 4095) & ~4095
+    page = mmap.PAGESIZE  # 4 KiB here; 16/64 KiB on some arm64 kernels, where 4 KiB alignment fails
+    start, end = ptr & ~(page - 1), (ptr + nbytes + page - 1) & ~(page - 1)
     return libc.madvise(start, end - start, _MADV_POPULATE_WRITE) == 0
 
 
