@@ -62,13 +62,14 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
     from scenes.store import open_store
     from trainer.infer import load_checkpoint, refine
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # Both checkpoints are read (weights only) before anything is written.
     ours, mode = load_checkpoint(checkpoint)
     methods = {"Initial depth": None, "Layered-propagation": "prop", "Ours": (ours, mode)}
     if direct:
         methods = {"Initial depth": None, "Direct-composite": load_checkpoint(direct),
                    "Layered-propagation": "prop", "Ours": (ours, mode)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rows = {name: [] for name in methods}
     jobs = []
     for url in scene_urls:

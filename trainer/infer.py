@@ -15,18 +15,20 @@ class InputError(ValueError):
 
 
 def load_checkpoint(path: str, device="cpu"):
-    from trainer.model import build_refiner
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"no checkpoint at {path}")
+    """(model in eval mode, "layered" | "direct") from a refiner checkpoint, read weights-only
+    through trainer.checkpoint (raises its one-line CheckpointError)."""
+    from trainer.checkpoint import CheckpointError, load
+    from trainer.model import refiner_from_config
+    ck = load(path, kind="refiner", device=device)
     try:
-        ck = torch.load(p, map_location=device, weights_only=False)
-        # Checkpoints from before model_config was saved are all non-residual.
-        model = build_refiner(ck["model_name"], **(ck.get("model_config") or {"residual": False}))
+        model = refiner_from_config(ck["model_config"])
         model.load_state_dict(ck["model"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise InputError(f"{path} is not an rgsd refiner checkpoint: {str(exc).splitlines()[0][:120]}") from None
-    return model.to(device).eval(), ck.get("mode", "layered")
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # config or weights that do not fit
+        raise CheckpointError(f"{path} is not a usable refiner checkpoint: {str(exc).splitlines()[0][:160]}") from None
+    mode = ck.get("mode", "layered")
+    if mode not in ("layered", "direct"):
+        raise CheckpointError(f"{path} has an unknown refiner mode {mode!r}")
+    return model.to(device).eval(), mode
 
 
 @torch.no_grad()

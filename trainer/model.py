@@ -209,22 +209,27 @@ def param_counts(model: LayeredRefiner) -> dict[str, int]:
 
 
 def _load_state(path: str) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(ckpt, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-                break
-    if not isinstance(ckpt, dict):
-        raise TypeError(f"{path}: expected a state_dict or a checkpoint with a 'model' key")
+    # Weights only: never runs code from the file.
+    from trainer.checkpoint import read_weights
+
     # DDP ('module.') and torch.compile ('_orig_mod.') wrappers prefix every key.
     out = {}
-    for k, v in ckpt.items():
+    for k, v in read_weights(path, kind="refiner").items():
         for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
+            k = k.removeprefix(prefix)
         out[k] = v
     return out
+
+
+def refiner_config(name: str, model: LayeredRefiner) -> dict:
+    """The checkpoint's ``model_config``: plain data that :func:`refiner_from_config` rebuilds."""
+    return {"name": name, **dataclasses.asdict(model.cfg)}
+
+
+def refiner_from_config(model_config: dict) -> LayeredRefiner:
+    """The inverse of :func:`refiner_config` (lists from a JSON sidecar become tuples)."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items()}
+    return build_refiner(cfg.pop("name"), **cfg)
 
 
 def build_refiner(name: str, init: str | None = None, **overrides) -> LayeredRefiner:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer import checkpoint
 from trainer.augment import augment
 from trainer.losses import refine_loss
 
@@ -91,20 +92,32 @@ def step_loss(model, b: dict, stage: int, gen: torch.Generator) -> torch.Tensor:
     return refine_loss(model(b["perturbed"], m, b["rgb_in"]), b["depth"])
 
 
+def plain_rng(torch_state: torch.Tensor, numpy_state: tuple, python_state: tuple) -> dict:
+    """The three global RNG states as plain data (a weights-only checkpoint holds no ndarray
+    and no pickled tuples of unknown types): numpy's MT19937 key and python's state as lists."""
+    name, key, pos, has_gauss, cached = numpy_state
+    version, internal, gauss_next = python_state
+    return {"torch": torch_state,
+            "numpy": {"bit_generator": str(name), "key": [int(k) for k in key], "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": int(version), "state": [int(k) for k in internal], "gauss_next": gauss_next}}
+
+
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    return plain_rng(torch.get_rng_state(), np.random.get_state(), random.getstate())
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    n = s["numpy"]
+    np.random.set_state((n["bit_generator"], np.array(n["key"], np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = s["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
 def save_checkpoint(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
+    checkpoint.save(path, kind="refiner", **state)  # atomic: never a half-written checkpoint
 
 
 def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -112,7 +125,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     from tqdm import tqdm
 
     from trainer.data import torch_dataset
-    from trainer.model import build_refiner
+    from trainer.model import build_refiner, refiner_config
 
     out = Path(out_dir)
     last = out / "last.pt"
@@ -120,14 +133,28 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
         raise TrainError(f"--resume: no checkpoint at {last}")
     if not resume and last.exists():
         raise TrainError(f"{out} already holds a run (use --resume to continue it or another --out)")
+    ck = None
+    try:
+        if resume:  # read (weights only) and checked before anything is built or written
+            ck = checkpoint.load(last, kind="refiner")
+            if not isinstance(ck.get("config"), dict):
+                raise TrainError(f"--resume: {last} holds no run config")
+            now = asdict(cfg)
+            if ck["config"] != now:
+                key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
+                raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+        torch.manual_seed(cfg.seed)
+        # A resumed run takes its weights from last.pt, so --init is not read again.
+        model = build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"--init: {exc}" if not resume else f"--resume: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
-    model = build_refiner(cfg.model, init=cfg.init, residual=cfg.residual).to(device)
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -135,11 +162,6 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     step, epoch, consumed, best = 0, 0, 0, math.inf
     if resume:
-        ck = torch.load(last, map_location=device, weights_only=False)
-        if ck["config"] != asdict(cfg):
-            now = asdict(cfg)
-            key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -205,8 +227,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
                 if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps):
                     state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                  step=step, epoch=epoch, consumed=consumed, best=best, rng=_rng_state(),
-                                 config=asdict(cfg), model_name=cfg.model, mode=cfg.mode,
-                                 model_config=asdict(model.cfg))
+                                 config=asdict(cfg), mode=cfg.mode, model_config=refiner_config(cfg.model, model))
                     save_checkpoint(last, **state)
                     if stage_of(step - 1, cfg) != 1 and last_mean < best:
                         best = last_mean
