@@ -325,7 +325,12 @@ def eval_():
               help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
 def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
-    """Table-1-style report: R3, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps)."""
+    """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
+
+    \b
+    Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
+    t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
+    """
     from scenes.store import StoreError, open_store
     from trainer.checkpoint import CheckpointError
     from trainer.infer import InputError
