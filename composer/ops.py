@@ -2,18 +2,19 @@
 supp. §3): adaptive cropping, random composition and depth perturbations.
 
 Pure numpy/OpenCV functions on arrays; every random choice comes from the ``rng`` passed in.
-Depth here is in the refiner's space: inverse depth scaled to [0, 10] (:func:`to_inverse`).
+Depth here is in the refiner's space (``composer.depth_space``): inverse depth scaled to
+[0, DEPTH_SCALE] = [0, 10] (:func:`to_inverse`).
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-DEPTH_SCALE = 10.0
+from composer.depth_space import DEPTH_SCALE
 
 
 def to_inverse(depth_m: np.ndarray, near_m: float = 1.0) -> np.ndarray:
-    """Metres to the refiner's depth space: ``10 * min(1, near_m / z)``.
+    """Metres to the refiner's depth space: ``DEPTH_SCALE * min(1, near_m / z)``.
 
     Surfaces at or nearer than ``near_m`` map to 10, the depth halves with each doubling of
     distance, and sky (z = +inf) maps to 0."""

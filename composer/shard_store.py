@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from composer.depth_space import DEPTH_SCALE, FORMULA
 from scenes.store import StoreError, exists, open_group_of_kind, remove, software_versions  # noqa: F401
 
 KIND = "rgsd.shards"
@@ -216,8 +217,7 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
         "kind": KIND, "format_version": FORMAT_VERSION, "patch": patch, "shard_size": shard_size,
         "chunk_size": chunk_size, "n_shards": n_shards, "seed": int(seed), "config": cfg,
         "sources": list(sources), "mask_kinds": list(MASK_KINDS),
-        "depth_space": {"kind": "inverse", "scale": 10.0, "near_m": cfg["near_m"],
-                        "formula": "10 * min(1, near_m / z_metres); sky (z = inf) -> 0"},
+        "depth_space": {"kind": "inverse", "scale": DEPTH_SCALE, "near_m": cfg["near_m"], "formula": FORMULA},
         "roles": ["D1/I1 (inside the mask)", "D2/I2 (outside)", "mask"],
         "software": software_versions(),
     })

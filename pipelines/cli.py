@@ -30,6 +30,7 @@ def cli():
       gen train    train the layered depth refiner (gen train refiner)
       gen eval     Table-1-style report of a refiner (gen eval refiner)
       gen refine   refine a depth map along a mask with a trained refiner
+      gen export   hand results to other tools (gen export weights: safetensors)
     """
 
 
@@ -276,7 +277,9 @@ def train():
 @click.option("--loader-workers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--init", type=click.Path(dir_okay=False), default=None, help="Initial weights (a state dict).")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Initial weights: an rgsd checkpoint, a state dict saved with torch.save, or .safetensors "
+                   "(all read weights-only).")
 @click.option("--residual/--plain-head", default=True, show_default=True,
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")
@@ -322,15 +325,21 @@ def eval_():
               help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
 def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
-    """Table-1-style report: R3, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps)."""
+    """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
+
+    \b
+    Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
+    t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
+    """
     from scenes.store import StoreError, open_store
+    from trainer.checkpoint import CheckpointError
     from trainer.infer import InputError
     try:
         for u in scene_stores:
             open_store(u)
         from trainer.evaluate import evaluate
         table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes)
-    except (StoreError, InputError) as exc:
+    except (StoreError, InputError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
     click.echo((Path(out) / "report.md").read_text())
     del table
@@ -346,11 +355,37 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
               help="Whether --depth holds depth or inverse depth (disparity).")
 def refine(image, depth, mask, checkpoint, out, depth_kind):
     """Refine a monocular depth map along a mask's edges, at the input resolution."""
+    from trainer.checkpoint import CheckpointError
     from trainer.infer import InputError, refine_files
     try:
         click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
-    except InputError as exc:
+    except (InputError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
+
+
+@cli.group(name="export")
+def export_():
+    """Hand rgsd results to other tools."""
+
+
+@export_.command("weights")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+def export_weights(checkpoint, out, overwrite):
+    """A checkpoint's weights as safetensors, plus a JSON sidecar (same name, .json) with the
+    model config, kind and mode.  The checkpoint is read weights-only.
+
+    \b
+    Example:
+      gen export weights runs/r1/best.pt --out refiner.safetensors   # + refiner.json
+    """
+    from trainer.checkpoint import CheckpointError, export_safetensors
+    try:
+        weights, side = export_safetensors(checkpoint, out, overwrite=overwrite)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"wrote {weights} and {side}")
 
 
 def main():

@@ -208,3 +208,87 @@ def test_instance_masks_min_fraction():
     masks = M.instance_masks(im)
     assert [int(m.sum()) for m in masks] == [5, 100]
     assert masks[0][0, 0] and masks[1][15, 15] and masks[0].dtype == bool
+
+
+# --- issue 12: the evaluation's choices, each on a hand-built case with a known value ------
+
+def _street(h=50, w=80, seed=0):
+    """gt in the refiner's space: 38 % sky (0) at the top, a ground ramp below, and a
+    near object on the clamped <= 1 m plateau (exactly 10)."""
+    gt = np.zeros((h, w))
+    sky = int(round(0.38 * h))
+    gt[sky:] = np.linspace(1.0, 8.0, h - sky)[:, None] + np.linspace(0, 0.5, w)[None]
+    gt[40:, 10:30] = 10.0  # plateau
+    return gt, gt == 0, gt == 10.0
+
+
+def test_whdr_ignores_sky_noise_with_the_valid_mask():
+    gt, sky, _ = _street()
+    pred = gt.copy()
+    pred[sky] += np.random.default_rng(0).normal(0, 1e-4, sky.sum())  # noise only in the sky
+    # Without the mask sky-sky pairs (gt ties) become disagreements: the bug of issue 12.
+    assert M.whdr(pred, gt) > 0.1
+    assert M.whdr(pred, gt, gt > 0) == 0.0
+    # And through the evaluation's own scoring (alignment included): WHDR does not move.
+    from trainer.evaluate import score
+    masks = [np.zeros(gt.shape, bool)]
+    masks[0][40:, 10:30] = True
+    assert score(pred, gt, gt, masks)["WHDR"] == score(gt, gt, gt, masks)["WHDR"] == 0.0
+
+
+def test_whdr_drops_pairs_tied_in_gt_on_the_plateau():
+    gt, _, plateau = _street()
+    pred = gt.copy()
+    # Noise on the plateau only; it stays above every other pixel, so only plateau-plateau
+    # pairs (ties in gt, true order unknown) can disagree.
+    pred[plateau] += np.random.default_rng(1).uniform(1e-4, 2e-4, plateau.sum())
+    valid = gt > 0
+    assert M.whdr(pred, gt, valid) > 0  # LeReS' rule: a gt tie ordered by pred is an error
+    assert M.whdr(pred, gt, valid, exclude_gt_ties=True) == 0.0
+    # All pairs tied -> undefined.
+    assert np.isnan(M.whdr(pred, np.ones_like(gt), exclude_gt_ties=True))
+
+
+def test_r3_leading_threshold_is_0_05_per_metre():
+    from composer.ops import to_inverse
+    from trainer.evaluate import R3_THRESHOLDS
+    # A surface moving from 5 m to 4 m changes inverse depth by 0.25 - 0.2 = 0.05 1/m,
+    # which is 2.5 - 2.0 = 0.5 in 10 * min(1, 1 m / z).
+    d = to_inverse(np.array([4.0]))[0] - to_inverse(np.array([5.0]))[0]
+    assert list(R3_THRESHOLDS) == ["R3@0.5", "R3@0.05"]
+    assert R3_THRESHOLDS["R3@0.5"] == pytest.approx(d) and R3_THRESHOLDS["R3@0.05"] == 0.05
+    # A pixel whose error drops by 0.3 counts at t = 0.05 but not at t = 0.5.
+    gt, init, pred = np.zeros(3), np.array([0.3, 0.0, 0.0]), np.zeros(3)
+    assert M.r3_counts(pred, gt, init, t=0.05) == (1, 0)
+    assert M.r3_counts(pred, gt, init, t=0.5) == (0, 0)
+
+
+def test_r3_inf_is_reported_as_inf_not_nan(tmp_path):
+    from trainer.evaluate import _write, pooled_r3, summarise
+    assert pooled_r3(6, 3) == 2.0 and pooled_r3(5, 0) == np.inf and np.isnan(pooled_r3(0, 0))
+    scene = {"R3@0.5": (3, 0), "R3@0.05": (4, 2), "MBE": 0.1, "eps_acc": 1.0, "eps_comp": 2.0,
+             "WHDR": 0.01, "RMSE": 0.2}
+    ours = summarise("Ours", [scene, dict(scene, MBE=0.3)])
+    assert ours["R3@0.5"] == np.inf and ours["R3@0.05"] == 2.0 and ours["MBE"] == pytest.approx(0.2)
+    initial = summarise("Initial depth", [dict(scene, **{"R3@0.5": (0, 0), "R3@0.05": (0, 0)})])
+    _write(tmp_path, [initial, ours], "perturb", "ck.pt")
+    md = (tmp_path / "report.md").read_text()
+    assert "| Ours | 2 | inf (no pixel worse) | 2.0000 | 0.2000 |" in md
+    assert "| Initial depth | 1 | n/a | n/a |" in md and "nan" not in md.lower()
+    assert "1/m" in md  # the scale is stated with the table
+    assert (tmp_path / "report.csv").read_text().splitlines()[2].startswith("Ours,2,inf,2.0,")
+
+
+def test_eps_comp_default_is_the_symmetric_capped_form():
+    # GT: one step (cols 14|15); pred: the same step plus a second one 20 px away.  Canny
+    # marks both columns of each step on this small map (2 x 38 px per step), so
+    #   pred edges: 76 at distance 0 from GT edges, 76 at >= 19 px -> capped to 10;
+    #   GT edges:   76 at distance 0 from pred edges.
+    # Symmetric: (76*0 + 76*10 + 76*0) / (152 + 76) = 10/3.  Directed (GT -> pred): 0.
+    gt = np.zeros((40, 60))
+    gt[:, :15] = 1.0
+    pred = gt.copy()
+    pred[:, 35:] = 0.5
+    acc, comp = M.depth_boundary_errors(pred, gt)
+    assert acc == 0.0 and comp == pytest.approx(10 / 3)
+    assert M.depth_boundary_errors(pred, gt, completeness="directed") == (0.0, 0.0)

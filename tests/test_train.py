@@ -65,7 +65,8 @@ def test_resume_gives_the_same_next_step_loss(stores, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(stores[1], str(tmp_path / "cut"), cfg, progress=False)
     monkeypatch.setattr(T, "save_checkpoint", real)
-    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["step"] == 6
+    from trainer.checkpoint import load
+    assert load(tmp_path / "cut" / "last.pt", kind="refiner")["step"] == 6
     train(stores[1], str(tmp_path / "cut"), cfg, resume=True, progress=False)
     resumed = losses(tmp_path / "cut")
     assert len(resumed) == 12

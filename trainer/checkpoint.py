@@ -14,6 +14,11 @@ Loading one from plain PyTorch:
 
     ck = torch.load("best.pt", map_location="cpu", weights_only=True)
     ck["model"]          # the state dict; ck["model_config"] says how to build the model
+
+For other tools, :func:`export_safetensors` writes the weights alone as safetensors plus
+a JSON sidecar with the model config (``gen export weights``).  Checkpoints written before
+this format (full pickles) are refused with a line naming ``python -m
+trainer.convert_checkpoint``, which the user runs knowingly on files they trust.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pathlib import Path
 
 FORMAT = "rgsd.checkpoint"
 VERSION = 2
+CONVERT_HINT = "python -m trainer.convert_checkpoint OLD NEW"
 KINDS = ("refiner", "amodal")
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -64,24 +70,39 @@ def save(path, *, kind: str, model_config: dict, model: dict, **state) -> None:
     os.replace(tmp, path)
 
 
+def _torch_load(p: Path, device):
+    """torch.load with weights_only=True; every failure is one CheckpointError line."""
+    import torch
+    try:
+        return torch.load(p, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe file is refused the same way
+        text = str(exc)
+        if "WeightsUnpickler error:" in text:  # torch's long preamble; the reason follows it
+            text = text.split("WeightsUnpickler error:", 1)[1]
+        first = text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
+        if "unsupported global" in str(exc).lower():  # a class or function: pickle would run code
+            raise CheckpointError(f"{p} holds objects other than tensors and plain data; rgsd loads only "
+                                  "weights-only checkpoints (if you trust the file and it is an old rgsd "
+                                  f"checkpoint: {CONVERT_HINT})") from None
+        raise CheckpointError(f"{p} is not a readable checkpoint: {first}") from None
+
+
 def load(path, *, kind: str | None = None, device="cpu") -> dict:
     """The checkpoint at ``path`` as a dict, read with ``weights_only=True``.
 
     Raises CheckpointError with one line for a missing file, a file that is not an rgsd
     checkpoint (including any pickle that would run code), or a checkpoint of another kind."""
-    import torch
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        ck = torch.load(p, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe file is refused the same way
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise CheckpointError(f"{path} holds objects other than tensors and plain data; rgsd loads only "
-                                  "weights-only checkpoints (if you trust the file and it is an old rgsd "
-                                  "checkpoint: python -m trainer.convert_checkpoint OLD NEW)") from None
-        raise CheckpointError(f"{path} is not a readable checkpoint: {first}") from None
+    return _validate(_torch_load(p, device), path, kind)
+
+
+def _validate(ck, path, kind: str | None) -> dict:
+    if isinstance(ck, dict) and ck.get("format") is None and "model_name" in ck and "model" in ck:
+        # A pre-format rgsd checkpoint that happens to hold no numpy/python objects.
+        raise CheckpointError(f"{path} is an rgsd checkpoint of the old format; if you trust it, convert it: "
+                              f"{CONVERT_HINT}")
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an rgsd checkpoint")
     if ck.get("version") != VERSION:
@@ -92,3 +113,63 @@ def load(path, *, kind: str | None = None, device="cpu") -> dict:
         raise CheckpointError(f"{path} is an incomplete rgsd checkpoint (no model weights or config)")
     return ck
 
+
+def read_weights(path, *, kind: str | None = None) -> dict:
+    """A state dict for ``--init``: the weights of an rgsd checkpoint, a bare state dict saved
+    with ``torch.save`` (or a dict holding one under "model"/"state_dict"), or a
+    ``.safetensors`` file -- all read without running code.  CheckpointError otherwise."""
+    import torch
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no weights file at {path}")
+    if p.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(p), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not a readable safetensors file: {str(exc).splitlines()[0][:160]}") from None
+    raw = _torch_load(p, "cpu")
+    if isinstance(raw, dict) and (raw.get("format") == FORMAT or "model_name" in raw):
+        return _validate(raw, path, kind)["model"]
+    if isinstance(raw, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(raw.get(key), dict):
+                raw = raw[key]
+                break
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items()):
+        raise CheckpointError(f"{path} is neither an rgsd checkpoint nor a state dict of tensors")
+    return raw
+
+
+def sidecar_path(weights_path) -> Path:
+    """The JSON beside exported weights: model.safetensors -> model.json."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def export_safetensors(path, out, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write checkpoint ``path``'s weights to ``out`` (safetensors) and its model config,
+    kind and mode to the JSON sidecar :func:`sidecar_path` (also stored as the safetensors
+    metadata, so the weights file alone says what it is).  Returns both paths."""
+    import json
+
+    from safetensors.torch import save_file
+    out = Path(out)
+    side = sidecar_path(out)
+    if out.suffix != ".safetensors":
+        raise CheckpointError(f"--out {out} must end in .safetensors")
+    for p in (out, side):
+        if p.exists() and not overwrite:
+            raise CheckpointError(f"{p} exists (use --overwrite to replace it)")
+    ck = load(path)
+    meta = {"format": FORMAT, "version": VERSION, "kind": ck["kind"], "model_config": ck["model_config"],
+            "mode": ck.get("mode"), "step": ck.get("step"), "source": Path(path).name}
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    # safetensors refuses views and shared storage; contiguous copies are plain weights.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in ck["model"].items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file(state, str(tmp), metadata={"rgsd": text})
+    os.replace(tmp, out)
+    side.write_text(text + "\n")
+    return out, side

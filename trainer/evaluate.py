@@ -1,10 +1,16 @@
 """``gen eval refiner``: a Table-1-style report on held-out scene stores (maskdepth §4.2-4.3).
 
-Per scene: ground truth D in the refiner's space (inverse depth, 10 * min(1, 1 m / z)), an
-initial depth to refine, and every instance with > 1 % of the pixels as a mask.  Each method
-refines once per instance; the per-instance results merge by the paper's argmax rule
-(largest change from the initial depth wins).  Predictions are aligned to D by least-squares
-scale and shift before scoring.
+Per scene: ground truth D in the refiner's space (inverse depth, DEPTH_SCALE * min(1, 1 m / z),
+i.e. 10/z with z in metres: one unit is 0.1 m^-1), an initial depth to refine, and every
+instance with > 1 % of the pixels as a mask.  Each method refines once per instance; the
+per-instance results merge by the paper's argmax rule (largest change from the initial
+depth wins).  Predictions are aligned to D by least-squares scale and shift before scoring.
+
+Scale: MBE and RMSE are in this space's units, 10x the same errors in 1/m (the MiDaS
+protocol MaskDepth follows).  R3's threshold t is absolute, so it is reported at two:
+``R3@0.5`` (t = 0.5 here = 0.05 m^-1, the MiDaS/MaskDepth value if, as in MiDaS, the paper's
+inverse depth is in 1/m -- the tables lead with it) and ``R3@0.05`` (t = 0.05 here, the
+column of this project's earlier tables).
 """
 from __future__ import annotations
 
@@ -15,7 +21,12 @@ import cv2
 import numpy as np
 
 from composer import ops
+from composer.depth_space import DEPTH_SCALE
 from trainer import metrics
+
+# R3 thresholds in this space: 0.05 m^-1 (MiDaS/MaskDepth, first: the tables lead with it) and 0.05.
+R3_THRESHOLDS = {"R3@0.5": 0.05 * DEPTH_SCALE, "R3@0.05": 0.05}
+METRICS = ("MBE", "eps_acc", "eps_comp", "WHDR", "RMSE")
 
 DEGRADATIONS = ("perturb", "smooth")
 
@@ -47,12 +58,16 @@ def layered_propagation(initial: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def score(pred, gt, initial_aligned, masks) -> dict:
     """Metrics of ``pred`` after scale-and-shift alignment; R3 compares it with the aligned
-    initial depth (so the initial row itself has no R3)."""
+    initial depth (so the initial row itself has no R3).  WHDR pairs only pixels with a
+    surface (gt > 0: no sky) and drops pairs tied in gt (both on the <= 1 m plateau); see
+    :func:`trainer.metrics.whdr`.  eps_comp is the iBims script's symmetric capped form."""
     a = metrics.align_scale_shift(pred, gt)
-    acc, comp = metrics.depth_boundary_errors(a, gt)
-    imp, wor = metrics.r3_counts(a, gt, initial_aligned)
-    return {"improved": imp, "worsened": wor, "MBE": metrics.mbe(a, gt, masks), "eps_acc": acc,
-            "eps_comp": comp, "WHDR": metrics.whdr(a, gt), "RMSE": metrics.rmse(a, gt)}
+    acc, comp = metrics.depth_boundary_errors(a, gt, completeness="symmetric")
+    out = {"MBE": metrics.mbe(a, gt, masks), "eps_acc": acc, "eps_comp": comp,
+           "WHDR": metrics.whdr(a, gt, gt > 0, exclude_gt_ties=True), "RMSE": metrics.rmse(a, gt)}
+    for name, t in R3_THRESHOLDS.items():
+        out[name] = metrics.r3_counts(a, gt, initial_aligned, t=t)  # (improved, worsened)
+    return out
 
 
 def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: str | None = None,
@@ -62,13 +77,14 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
     from scenes.store import open_store
     from trainer.infer import load_checkpoint, refine
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # Both checkpoints are read (weights only) before anything is written.
     ours, mode = load_checkpoint(checkpoint)
     methods = {"Initial depth": None, "Layered-propagation": "prop", "Ours": (ours, mode)}
     if direct:
         methods = {"Initial depth": None, "Direct-composite": load_checkpoint(direct),
                    "Layered-propagation": "prop", "Ours": (ours, mode)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rows = {name: [] for name in methods}
     jobs = []
     for url in scene_urls:
@@ -103,33 +119,57 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
             img[..., 1] = np.clip(gain, 0, 1) * 255
             img[..., 2] = np.clip(-gain, 0, 1) * 255
             cv2.imwrite(str(out / f"improvement_{n:02d}.png"), img)
-    table = []
-    for name, rs in rows.items():
-        if not rs:
-            continue
-        row = {"method": name, "scenes": len(rs)}
-        # R3 pooled over all scenes' pixels: improved / worsened (NaN for the initial depth).
-        imp, wor = sum(r["improved"] for r in rs), sum(r["worsened"] for r in rs)
-        row["R3"] = imp / wor if wor else float("nan")
-        for key in ("MBE", "eps_acc", "eps_comp", "WHDR", "RMSE"):
-            vals = np.array([r[key] for r in rs], float)
-            vals = vals[np.isfinite(vals)]
-            row[key] = float(vals.mean()) if len(vals) else float("nan")
-        table.append(row)
+    table = [summarise(name, rs) for name, rs in rows.items() if rs]
     _write(out, table, degradation, checkpoint)
     return table
 
 
+def pooled_r3(improved: int, worsened: int) -> float:
+    """R3 pooled over scenes: +inf when pixels improved and none got worse, NaN when no
+    pixel changed by more than t (the initial depth's own row)."""
+    if worsened:
+        return improved / worsened
+    return float("inf") if improved else float("nan")
+
+
+def summarise(name: str, rs: list[dict]) -> dict:
+    """One table row: R3 pooled over all scenes' pixels, the other metrics averaged over the
+    scenes where they are defined."""
+    row = {"method": name, "scenes": len(rs)}
+    for key in R3_THRESHOLDS:
+        row[key] = pooled_r3(sum(r[key][0] for r in rs), sum(r[key][1] for r in rs))
+    for key in METRICS:
+        vals = np.array([r[key] for r in rs], float)
+        vals = vals[np.isfinite(vals)]
+        row[key] = float(vals.mean()) if len(vals) else float("nan")
+    return row
+
+
+def _cell(row: dict, key: str) -> str:
+    v = row[key]
+    if key in R3_THRESHOLDS:
+        if v == float("inf"):
+            return "inf (no pixel worse)"
+        if v != v:  # NaN
+            return "n/a" if row["method"] == "Initial depth" else "no change > t"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
 def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> None:
-    keys = ["method", "scenes", "R3", "MBE", "eps_acc", "eps_comp", "WHDR", "RMSE"]
+    keys = ["method", "scenes", *R3_THRESHOLDS, *METRICS]
     with open(out / "report.csv", "w", newline="") as f:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(table)
     lines = [f"# Refiner evaluation ({checkpoint}, initial depth: {degradation})", "",
-             "R3 higher is better (pixels improved / worsened by > 0.05 vs the aligned initial depth, pooled over "
-             "scenes); the rest lower is better.  Depth space: 10 * min(1, 1 m / z).",
+             f"Depth space: inverse depth {DEPTH_SCALE:g} * min(1, 1 m / z), i.e. {DEPTH_SCALE:g}/z: MBE and RMSE "
+             f"are in its units, {DEPTH_SCALE:g}x the same errors in 1/m (MiDaS/MaskDepth scale).  R3 higher is "
+             "better: pixels improved / worsened by more than t against the aligned initial depth, pooled over "
+             f"scenes; R3@{R3_THRESHOLDS['R3@0.5']:g} has t = 0.05 1/m (the MiDaS/MaskDepth threshold, leading), "
+             f"R3@0.05 t = 0.05 here = {0.05 / DEPTH_SCALE:g} 1/m (earlier tables).  The rest lower is better: "
+             "eps_acc / eps_comp in pixels (eps_comp: iBims' symmetric capped form), WHDR over non-sky pairs "
+             "not tied in ground truth.",
              "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in table:
-        lines.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+        lines.append("| " + " | ".join(_cell(r, k) for k in keys) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n")

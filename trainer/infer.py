@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from trainer.train import IMAGENET_MEAN, IMAGENET_STD
+from trainer import contract
 
 
 class InputError(ValueError):
@@ -15,23 +15,25 @@ class InputError(ValueError):
 
 
 def load_checkpoint(path: str, device="cpu"):
-    from trainer.model import build_refiner
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"no checkpoint at {path}")
+    """(model in eval mode, "layered" | "direct") from a refiner checkpoint, read weights-only
+    through trainer.checkpoint (raises its one-line CheckpointError)."""
+    from trainer.checkpoint import CheckpointError, load
+    from trainer.model import refiner_from_config
+    ck = load(path, kind="refiner", device=device)
     try:
-        ck = torch.load(p, map_location=device, weights_only=False)
-        # Checkpoints from before model_config was saved are all non-residual.
-        model = build_refiner(ck["model_name"], **(ck.get("model_config") or {"residual": False}))
+        model = refiner_from_config(ck["model_config"])
         model.load_state_dict(ck["model"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise InputError(f"{path} is not an rgsd refiner checkpoint: {str(exc).splitlines()[0][:120]}") from None
-    return model.to(device).eval(), ck.get("mode", "layered")
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # config or weights that do not fit
+        raise CheckpointError(f"{path} is not a usable refiner checkpoint: {str(exc).splitlines()[0][:160]}") from None
+    mode = ck.get("mode", "layered")
+    if mode not in contract.MODES:
+        raise CheckpointError(f"{path} has an unknown refiner mode {mode!r}")
+    return model.to(device).eval(), mode
 
 
 @torch.no_grad()
 def refine(model, mode: str, depth: np.ndarray, mask: np.ndarray, rgb: np.ndarray, max_side: int = 1024) -> np.ndarray:
-    """Refined depth (model space, H x W) for depth (H, W) in [0, 10], mask (H, W) in [0, 1],
+    """Refined depth (model space, H x W) for depth (H, W) in [0, DEPTH_SCALE], mask (H, W) in [0, 1],
     rgb (H, W, 3) uint8.  Large inputs run at ``max_side`` and the two layers are upsampled
     and merged with the full-resolution mask, so the mask's edges stay sharp."""
     h, w = depth.shape
@@ -43,18 +45,16 @@ def refine(model, mode: str, depth: np.ndarray, mask: np.ndarray, rgb: np.ndarra
     dev = next(model.parameters()).device
     dt = torch.from_numpy(np.ascontiguousarray(d, np.float32))[None, None].to(dev)
     mt = torch.from_numpy((np.asarray(m) > 0.5).astype(np.float32))[None, None].to(dev)
-    ct = torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1)[None].float().to(dev) / 255.0
-    ct = (ct - IMAGENET_MEAN.to(dev)) / IMAGENET_STD.to(dev)
+    ct = contract.normalise_rgb(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1)[None].float().to(dev) / 255.0)
     if mode == "direct":
         out = model(dt, mt, ct)[0, 0].cpu().numpy()
         return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if s < 1 else out
-    both = model(torch.cat([dt, dt]), torch.cat([mt, 1 - mt]), torch.cat([ct, ct]))
-    d1, d2 = both[0, 0].cpu().numpy(), both[1, 0].cpu().numpy()
+    d1, d2 = (x[0, 0].cpu().numpy() for x in contract.two_passes(model, dt, mt, ct))
     if s < 1:
         d1 = cv2.resize(d1, (w, h), interpolation=cv2.INTER_LINEAR)
         d2 = cv2.resize(d2, (w, h), interpolation=cv2.INTER_LINEAR)
-    full = np.clip(mask.astype(np.float32), 0, 1)  # a soft mask blends the layers
-    return full * d1 + (1 - full) * d2
+    # Merged at full resolution with the full-resolution mask, so its edges stay sharp.
+    return contract.merge(np.clip(mask.astype(np.float32), 0, 1), d1, d2)
 
 
 def read_depth(path: str) -> np.ndarray:
@@ -107,16 +107,15 @@ def write_depth(path: str, depth: np.ndarray, like: np.ndarray) -> None:
 
 
 def to_model_space(d: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
-    """Input depth or inverse depth -> inverse depth scaled so its maximum is 10 (and back)."""
+    """Input depth or inverse depth -> the model's space (its maximum at DEPTH_SCALE), and back."""
     inv = np.where(d > 0, 1.0 / np.maximum(d, 1e-12), 0.0) if kind == "depth" else d.astype(np.float64)
-    top = float(inv.max())
-    if top <= 0:
+    if float(inv.max()) <= 0:
         raise InputError("depth map is empty (all zero)")
-    return (inv / top * 10.0).astype(np.float32), top
+    return contract.to_model_space(inv)
 
 
 def from_model_space(x: np.ndarray, top: float, kind: str) -> np.ndarray:
-    inv = np.maximum(x, 0) / 10.0 * top
+    inv = contract.from_model_space(x, top)
     return np.where(inv > 0, 1.0 / np.maximum(inv, 1e-12), 0.0) if kind == "depth" else inv
 
 

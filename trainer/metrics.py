@@ -124,7 +124,7 @@ def _ordinal(a: np.ndarray, b: np.ndarray, tau: float) -> np.ndarray:
 
 
 def whdr(pred, gt, valid: np.ndarray | None = None, n_pairs: int = 10000, seed: int = 0,
-         rel_threshold: float = 0.0) -> float:
+         rel_threshold: float = 0.0, exclude_gt_ties: bool = False) -> float:
     """Ordinal disagreement rate on ``n_pairs`` random point pairs, LeReS style.
 
     Sampling: 2·n_pairs *distinct* valid pixels drawn with ``default_rng(seed)`` and split
@@ -140,7 +140,15 @@ def whdr(pred, gt, valid: np.ndarray | None = None, n_pairs: int = 10000, seed: 
     evaluation; pass ``rel_threshold=0.03`` to get that variant.  Disagreement counts are
     invariant to taking relations in inverse depth instead of depth (1/x reverses every
     relation of both maps alike), as long as both maps live in the same space.
-    Note LeReS also drops gt ≤ 0 pixels; pass such a ``valid`` mask for the same effect.
+    Note LeReS also drops gt ≤ 0 pixels; pass such a ``valid`` mask for the same effect
+    (``trainer.evaluate`` does: sky is 0 in this space, and sky–sky pairs are ties that any
+    noise in the prediction turns into disagreements).
+
+    ``exclude_gt_ties``: drop pairs whose gt relation is 0 (equal within ``rel_threshold``)
+    and divide by the pairs left; NaN if none is left.  LeReS' released code keeps them (a
+    tie in gt counts as an error whenever pred orders the pair); in this project's space a
+    gt tie arises where the truth is unknown -- both pixels on the plateau of surfaces at
+    or nearer than 1 m, clamped to 10 -- so the evaluation excludes them (a deviation).
 
     Unweighted (all pair weights 1), as in LeReS: WHDR = #(rel_gt ≠ rel_pred) / #pairs."""
     v = _valid(gt, valid).ravel()
@@ -154,6 +162,11 @@ def whdr(pred, gt, valid: np.ndarray | None = None, n_pairs: int = 10000, seed: 
     p = np.asarray(pred, np.float64).ravel()
     rel_gt = _ordinal(g[p1], g[p2], rel_threshold)
     rel_pred = _ordinal(p[p1], p[p2], rel_threshold)
+    if exclude_gt_ties:
+        keep = rel_gt != 0
+        if not keep.any():
+            return float("nan")
+        rel_gt, rel_pred = rel_gt[keep], rel_pred[keep]
     return float(np.mean(rel_gt != rel_pred))
 
 
@@ -170,7 +183,7 @@ def _canny_normalised(img: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def depth_boundary_errors(pred, gt, valid: np.ndarray | None = None,
-                          completeness: str = "directed") -> tuple[float, float]:
+                          completeness: str = "symmetric") -> tuple[float, float]:
     """iBims-1 depth boundary errors (ε_acc, ε_comp), in pixels.
 
     Follows the iBims-1 reference script (``compute_depth_boundary_error``): maps min-max
@@ -179,10 +192,11 @@ def depth_boundary_errors(pred, gt, valid: np.ndarray | None = None,
 
     * ε_acc = mean over predicted edge pixels with D_gt < 10 of D_gt (distance to the
       nearest GT edge) — the directed chamfer distance pred → GT.
-    * ε_comp, ``completeness="directed"`` (default, as specified for this project and as
-      the ECCVW'18 paper's "reverse" directed chamfer): mean over GT edge pixels of
-      min(D_pred, 10).  ``"symmetric"`` reproduces the later iBims script exactly:
-      (Σ_pred min(D_gt,10) + Σ_gt min(D_pred,10)) / (#pred + #gt).
+    * ε_comp, ``completeness="symmetric"`` (default) reproduces the later iBims script:
+      (Σ_pred min(D_gt,10) + Σ_gt min(D_pred,10)) / (#pred + #gt), a capped symmetric
+      chamfer.  ``"directed"`` -- mean over GT edge pixels of min(D_pred, 10) -- is this
+      project's earlier default, a hybrid that matches neither published script (the
+      ECCVW'18 text's reverse chamfer is not capped; the script is symmetric).
 
     Deviations from iBims-1: (1) iBims has hand-annotated GT edge maps; our data has none,
     so GT edges come from the same Canny on the normalised GT.  (2) Invalid pixels are

@@ -5,8 +5,9 @@
                                                      │        │
     depth+mask ──► low-level encoder (full, 1/2) ────┴──cat──►head──► refined (B,1,H,W)
 
-Units: depth and the output are inverse depth in [0, max_depth] (max_depth=10 as in §4.1);
-the mask is {0, 1} with 1 = "trust this region"; rgb is ImageNet-normalised.
+Units: depth and the output are inverse depth in [0, max_depth] (max_depth = DEPTH_SCALE = 10
+as in §4.1); the mask is {0, 1} with 1 = "trust this region"; rgb is ImageNet-normalised.
+trainer/contract.py states this contract and the two-pass merge once.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contract import DEPTH_SCALE, layered_forward  # noqa: F401 - layered_forward: the contract's, re-exported
 from .mit import MiTEncoder, MiTStage, init_mit_weights
 
 # Level-4 stride; padding to it makes every level (and every sr-conv) divide evenly.
@@ -36,7 +38,7 @@ class RefinerConfig:
     lowlevel_width: int = 32     # low-level encoder: this at full res, 2x at half res
     head_width: int = 32
     drop_path_rate: float = 0.0
-    max_depth: float = 10.0
+    max_depth: float = DEPTH_SCALE  # the shards' depth space (composer.ops)
     clamp_eval: bool = True      # clamp to [0, max_depth] in eval mode only (see head)
     residual: bool = True        # predict a correction to the input depth (see forward)
 
@@ -209,22 +211,27 @@ def param_counts(model: LayeredRefiner) -> dict[str, int]:
 
 
 def _load_state(path: str) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(ckpt, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-                break
-    if not isinstance(ckpt, dict):
-        raise TypeError(f"{path}: expected a state_dict or a checkpoint with a 'model' key")
+    # Weights only: never runs code from the file.
+    from trainer.checkpoint import read_weights
+
     # DDP ('module.') and torch.compile ('_orig_mod.') wrappers prefix every key.
     out = {}
-    for k, v in ckpt.items():
+    for k, v in read_weights(path, kind="refiner").items():
         for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
+            k = k.removeprefix(prefix)
         out[k] = v
     return out
+
+
+def refiner_config(name: str, model: LayeredRefiner) -> dict:
+    """The checkpoint's ``model_config``: plain data that :func:`refiner_from_config` rebuilds."""
+    return {"name": name, **dataclasses.asdict(model.cfg)}
+
+
+def refiner_from_config(model_config: dict) -> LayeredRefiner:
+    """The inverse of :func:`refiner_config` (lists from a JSON sidecar become tuples)."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items()}
+    return build_refiner(cfg.pop("name"), **cfg)
 
 
 def build_refiner(name: str, init: str | None = None, **overrides) -> LayeredRefiner:
@@ -248,16 +255,3 @@ def build_refiner(name: str, init: str | None = None, **overrides) -> LayeredRef
                           f"{len(res.missing_keys)} missing, {len(res.unexpected_keys)} "
                           f"unexpected, {len(bad)} shape-mismatched keys", stacklevel=2)
     return model
-
-
-def layered_forward(model: nn.Module, depth: torch.Tensor, mask: torch.Tensor,
-                    rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eqs. (1)-(3): D1 = R(D, I, M), D2 = R(D, I, 1-M), D' = M*D1 + (1-M)*D2.
-
-    Both passes go through the model as one batch of 2B: the model has no batch-coupled
-    layers (no BatchNorm), so this equals two calls, with half the kernel launches."""
-    b = depth.shape[0]
-    out = model(torch.cat([depth, depth]), torch.cat([mask, 1 - mask]),
-                torch.cat([rgb, rgb]))
-    d1, d2 = out[:b], out[b:]
-    return d1, d2, mask * d1 + (1 - mask) * d2

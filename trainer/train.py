@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer import checkpoint
 from trainer.augment import augment
+from trainer.contract import layered_forward, normalise_rgb
 from trainer.losses import refine_loss
 
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 @dataclass
@@ -71,7 +71,7 @@ def prepare(batch: dict, device, gen: torch.Generator | None) -> dict:
     if gen is not None:
         out = augment(out, gen)
         out["mask"] = (out["mask"] > 0.5).float()
-    out["rgb_in"] = (out["rgb"] - IMAGENET_MEAN.to(device)) / IMAGENET_STD.to(device)
+    out["rgb_in"] = normalise_rgb(out["rgb"])
     return out
 
 
@@ -83,144 +83,251 @@ def step_loss(model, b: dict, stage: int, gen: torch.Generator) -> torch.Tensor:
         target = torch.where(flip, b["depth2"], b["depth1"])
         return refine_loss(model(b["depth"], m_in, b["rgb_in"]), target)
     if stage == 2:
-        n = m.shape[0]
-        both = model(torch.cat([b["perturbed"]] * 2), torch.cat([m, 1 - m]), torch.cat([b["rgb_in"]] * 2))
-        d1, d2 = both[:n], both[n:]
-        merged = m * d1 + (1 - m) * d2
+        d1, d2, merged = layered_forward(model, b["perturbed"], m, b["rgb_in"])
         return refine_loss(d1, b["depth1"]) + refine_loss(d2, b["depth2"]) + refine_loss(merged, b["depth"])
     return refine_loss(model(b["perturbed"], m, b["rgb_in"]), b["depth"])
 
 
+def plain_rng(torch_state: torch.Tensor, numpy_state: tuple, python_state: tuple) -> dict:
+    """The three global RNG states as plain data (a weights-only checkpoint holds no ndarray
+    and no pickled tuples of unknown types): numpy's MT19937 key and python's state as lists."""
+    name, key, pos, has_gauss, cached = numpy_state
+    version, internal, gauss_next = python_state
+    return {"torch": torch_state,
+            "numpy": {"bit_generator": str(name), "key": [int(k) for k in key], "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": int(version), "state": [int(k) for k in internal], "gauss_next": gauss_next}}
+
+
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    return plain_rng(torch.get_rng_state(), np.random.get_state(), random.getstate())
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    n = s["numpy"]
+    np.random.set_state((n["bit_generator"], np.array(n["key"], np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = s["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
 def save_checkpoint(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
+    checkpoint.save(path, kind="refiner", **state)  # atomic: never a half-written checkpoint
+
+
+@dataclass
+class _Run:
+    """What one training process holds; the counters are what a checkpoint resumes."""
+    cfg: TrainConfig
+    out: Path
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    world: int = 1
+    rank: int = 0
+    step: int = 0
+    epoch: int = 0
+    consumed: int = 0  # micro-batches of the current epoch already trained on
+    best: float = math.inf
 
 
 def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from trainer.data import torch_dataset
-    from trainer.model import build_refiner
-
+    """Train from ``shards_url`` into the run folder ``out_dir`` (last.pt, best.pt, log.csv,
+    config.json); ``resume`` continues its last.pt exactly.  Everything the user can get
+    wrong (run folder, checkpoint, --init, too small a store) is refused before any write."""
     out = Path(out_dir)
-    last = out / "last.pt"
-    if resume and not last.exists():
-        raise TrainError(f"--resume: no checkpoint at {last}")
-    if not resume and last.exists():
+    ck = _read_resume(out, cfg) if resume else None
+    if not resume and (out / "last.pt").exists():
         raise TrainError(f"{out} already holds a run (use --resume to continue it or another --out)")
+    model = _build_model(cfg, resume)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    ds = _dataset(shards_url, cfg, rank, world)
     out.mkdir(parents=True, exist_ok=True)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    run = _setup(cfg, out, model, world, rank)
+    if ck is not None:
+        _restore(run, ck)
+    else:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log = _Log(run, resume, progress)
+    try:
+        _loop(run, ds, log)
+    finally:
+        log.close()
+    return {"steps": run.step, "best": run.best}
+
+
+def _read_resume(out: Path, cfg: TrainConfig) -> dict:
+    """last.pt, read weights-only and checked against ``cfg`` before anything is built."""
+    last = out / "last.pt"
+    if not last.exists():
+        raise TrainError(f"--resume: no checkpoint at {last}")
+    try:
+        ck = checkpoint.load(last, kind="refiner")
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"--resume: {exc}") from None
+    if not isinstance(ck.get("config"), dict):
+        raise TrainError(f"--resume: {last} holds no run config")
+    now = asdict(cfg)
+    if ck["config"] != now:
+        key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
+        raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+    return ck
+
+
+def _build_model(cfg: TrainConfig, resume: bool):
+    from trainer.model import build_refiner
+    torch.manual_seed(cfg.seed)
+    try:
+        # A resumed run takes its weights from last.pt, so --init is not read again.
+        return build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"--init: {exc}") from None
+
+
+def _dataset(shards_url: str, cfg: TrainConfig, rank: int, world: int):
+    from trainer.data import torch_dataset
+    ds = torch_dataset(shards_url, cfg.seed, cfg.batch, rank, world)
+    if ds.samples() < cfg.batch * max(cfg.loader_workers, 1):
+        raise TrainError(f"{shards_url} has {ds.samples()} samples per rank, too few for batches of {cfg.batch} "
+                         f"in {max(cfg.loader_workers, 1)} loader worker(s)")
+    return ds
+
+
+def _setup(cfg: TrainConfig, out: Path, model, world: int, rank: int) -> _Run:
+    """Device, DDP (under torchrun), optimizer and schedule."""
     if world > 1:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
-    model = build_refiner(cfg.model, init=cfg.init, residual=cfg.residual).to(device)
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    step, epoch, consumed, best = 0, 0, 0, math.inf
-    if resume:
-        ck = torch.load(last, map_location=device, weights_only=False)
-        if ck["config"] != asdict(cfg):
-            now = asdict(cfg)
-            key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        step, epoch, consumed, best = ck["step"], ck["epoch"], ck["consumed"], ck["best"]
-        _set_rng_state(ck["rng"])
-    else:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    ds = torch_dataset(shards_url, cfg.seed, cfg.batch, rank, world)
-    if ds.samples() < cfg.batch * max(cfg.loader_workers, 1):
-        raise TrainError(f"{shards_url} has {ds.samples()} samples per rank, too few for batches of {cfg.batch} "
-                         f"in {max(cfg.loader_workers, 1)} loader worker(s)")
-    log = open(out / "log.csv", "a", newline="")
-    writer = csv.writer(log)
-    if not resume:
-        writer.writerow(["step", "stage", "loss", "lr", "samples_per_s"])
-    tb = _tensorboard(out) if rank == 0 else None
-    bar = tqdm(total=cfg.steps, initial=step, unit="step", desc=f"train {cfg.model}", disable=not progress or rank,
-               dynamic_ncols=True, file=sys.stderr)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    window, t_window, n_window = [], time.perf_counter(), 0
-    last_mean = math.inf
-    net.train()
-    try:
-        while step < cfg.steps:
-            ds.set_epoch(epoch)
-            loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader_workers,
-                                persistent_workers=False, pin_memory=device.type == "cuda")
-            it = iter(loader)
-            for _ in range(consumed):  # a resumed run continues the epoch where it stopped
-                next(it)
-            for raw in it:
-                micro = consumed % cfg.accumulate
-                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + micro)
-                b = prepare(raw, device, gen if cfg.augment else None)
-                with amp:
-                    loss = step_loss(net, b, stage_of(step, cfg), gen)
-                if not torch.isfinite(loss):
-                    raise TrainError(f"loss became {loss.item()} at step {step}; the last good checkpoint is {last}")
-                (loss / cfg.accumulate).backward()
-                consumed += 1
-                window.append(loss.item())
-                n_window += cfg.batch
-                if micro != cfg.accumulate - 1:
-                    continue
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                step += 1
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    rate = n_window * world / (time.perf_counter() - t_window)
-                    mean = float(np.mean(window))
-                    bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.1f}")
-                    if rank == 0:
-                        writer.writerow([step, stage_of(step - 1, cfg), f"{mean:.6f}", opt.param_groups[0]["lr"],
-                                         f"{rate:.2f}"])
-                        log.flush()
-                        if tb:
-                            tb.add_scalar("loss", mean, step)
-                            tb.add_scalar("lr", opt.param_groups[0]["lr"], step)
-                    window, t_window, n_window = [], time.perf_counter(), 0
-                    last_mean = mean
-                if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-                    state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                 step=step, epoch=epoch, consumed=consumed, best=best, rng=_rng_state(),
-                                 config=asdict(cfg), model_name=cfg.model, mode=cfg.mode,
-                                 model_config=asdict(model.cfg))
-                    save_checkpoint(last, **state)
-                    if stage_of(step - 1, cfg) != 1 and last_mean < best:
-                        best = last_mean
-                        save_checkpoint(out / "best.pt", **dict(state, best=best))
-                if step >= cfg.steps:
-                    break
-            else:
-                epoch, consumed = epoch + 1, 0
-    finally:
-        bar.close()
-        log.close()
-        if tb:
-            tb.close()
-    return {"steps": step, "best": best}
+    return _Run(cfg, out, model, net, opt, sched, device, world, rank)
+
+
+def _restore(run: _Run, ck: dict) -> None:
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    run.step, run.epoch, run.consumed, run.best = ck["step"], ck["epoch"], ck["consumed"], ck["best"]
+    _set_rng_state(ck["rng"])
+
+
+def _loop(run: _Run, ds, log: _Log) -> None:
+    """Epochs of micro-batches until cfg.steps optimizer steps; a resumed run continues its
+    epoch where it stopped (the loader order depends only on seed and epoch)."""
+    from torch.utils.data import DataLoader
+    cfg = run.cfg
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
+           else torch.autocast("cpu", enabled=False))
+    run.net.train()
+    while run.step < cfg.steps:
+        ds.set_epoch(run.epoch)
+        it = iter(DataLoader(ds, batch_size=None, num_workers=cfg.loader_workers, persistent_workers=False,
+                             pin_memory=run.device.type == "cuda"))
+        for _ in range(run.consumed):
+            next(it)
+        for raw in it:
+            log.add(_micro_step(run, raw, amp), cfg.batch)
+            if run.consumed % cfg.accumulate:
+                continue
+            run.opt.step()
+            run.opt.zero_grad(set_to_none=True)
+            run.sched.step()
+            run.step += 1
+            log.stepped()
+            if run.rank == 0 and (run.step % cfg.ckpt_every == 0 or run.step == cfg.steps):
+                _checkpoint(run, log.last_mean)
+            if run.step >= cfg.steps:
+                break
+        else:
+            run.epoch, run.consumed = run.epoch + 1, 0
+
+
+def _micro_step(run: _Run, raw: dict, amp) -> float:
+    """Forward and backward of one micro-batch; augmentation and stage-I flips are seeded by
+    (seed, step, micro-batch), so a resumed run draws them exactly as the first did."""
+    cfg = run.cfg
+    micro = run.consumed % cfg.accumulate
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + run.step * 131 + micro)
+    b = prepare(raw, run.device, gen if cfg.augment else None)
+    with amp:
+        loss = step_loss(run.net, b, stage_of(run.step, cfg), gen)
+    if not torch.isfinite(loss):
+        raise TrainError(f"loss became {loss.item()} at step {run.step}; "
+                         f"the last good checkpoint is {run.out / 'last.pt'}")
+    (loss / cfg.accumulate).backward()
+    run.consumed += 1
+    return loss.item()
+
+
+def _checkpoint(run: _Run, last_mean: float) -> None:
+    """last.pt every ckpt_every steps; best.pt when the logged loss improved (stage I's loss
+    is on another task, so it never counts).  ``best`` is updated before last.pt is written,
+    so a resumed run compares against the same best as an uninterrupted one."""
+    from trainer.model import refiner_config
+    cfg = run.cfg
+    improved = stage_of(run.step - 1, cfg) != 1 and last_mean < run.best
+    if improved:
+        run.best = last_mean
+    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+             "scheduler": run.sched.state_dict(), "step": run.step, "epoch": run.epoch,
+             "consumed": run.consumed, "best": run.best, "rng": _rng_state(), "config": asdict(cfg),
+             "mode": cfg.mode, "model_config": refiner_config(cfg.model, run.model)}
+    save_checkpoint(run.out / "last.pt", **state)
+    if improved:
+        save_checkpoint(run.out / "best.pt", **state)
+
+
+class _Log:
+    """log.csv (rank 0), TensorBoard when installed, and the progress bar: mean loss and
+    samples/s over each window of log_every steps."""
+
+    def __init__(self, run: _Run, resume: bool, progress: bool):
+        from tqdm import tqdm
+        self.run, self.cfg = run, run.cfg
+        self.file = open(run.out / "log.csv", "a", newline="")  # noqa: SIM115 - closed by close()
+        self.writer = csv.writer(self.file)
+        if not resume:
+            self.writer.writerow(["step", "stage", "loss", "lr", "samples_per_s"])
+        self.tb = _tensorboard(run.out) if run.rank == 0 else None
+        self.bar = tqdm(total=self.cfg.steps, initial=run.step, unit="step", desc=f"train {self.cfg.model}",
+                        disable=not progress or run.rank, dynamic_ncols=True, file=sys.stderr)
+        self.window, self.t0, self.samples = [], time.perf_counter(), 0
+        self.last_mean = math.inf
+
+    def add(self, loss: float, samples: int) -> None:
+        self.window.append(loss)
+        self.samples += samples
+
+    def stepped(self) -> None:
+        run, cfg = self.run, self.cfg
+        self.bar.update(1)
+        if run.step % cfg.log_every and run.step != cfg.steps:
+            return
+        rate = self.samples * run.world / (time.perf_counter() - self.t0)
+        mean = float(np.mean(self.window))
+        lr = run.opt.param_groups[0]["lr"]
+        self.bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.1f}")
+        if run.rank == 0:
+            self.writer.writerow([run.step, stage_of(run.step - 1, cfg), f"{mean:.6f}", lr, f"{rate:.2f}"])
+            self.file.flush()
+            if self.tb:
+                self.tb.add_scalar("loss", mean, run.step)
+                self.tb.add_scalar("lr", lr, run.step)
+        self.window, self.t0, self.samples = [], time.perf_counter(), 0
+        self.last_mean = mean
+
+    def close(self) -> None:
+        self.bar.close()
+        self.file.close()
+        if self.tb:
+            self.tb.close()
 
 
 def _tensorboard(out: Path):
