@@ -25,6 +25,13 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process, Cycles' threads included: unlike wall time, barely moved
+    by other work on a shared machine."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
@@ -46,7 +53,7 @@ def main() -> None:
                                 pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"]))
         rows, rss = [], {}
         for i in range(args.scenes):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_s()
             spec = sample_scene(cfg, args.seed, i)
             t_spec = time.perf_counter() - t0
             arrays, t = render_scene(spec, cfg)
@@ -55,6 +62,7 @@ def main() -> None:
             t["write"] = time.perf_counter() - w0
             t["build"] += t_spec
             t["total"] = time.perf_counter() - t0
+            t["cpu"] = cpu_s() - c0
             rows.append(t)
             if i + 1 in (1, 10, args.scenes):
                 rss[i + 1] = rss_mib()
