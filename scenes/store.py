@@ -211,6 +211,39 @@ def open_store(url: str, mode: str = "r") -> SceneStore:
     return SceneStore(open_group_of_kind(url, KIND, FORMAT_VERSION, PER_SCENE, "scene store", mode), url)
 
 
+def scene_array(st: SceneStore, name: str, create: dict | None = None):
+    """An extra per-scene array beside the format's fixed set (derived annotations such as
+    region support), one chunk per scene so a worker writing ``arr[i]`` touches only scene
+    i's chunk; read it back with ``st.read_scene(i, [name])``.
+
+    ``create`` (driver only; the store opened with mode "r+") is ``{"dims": ("y", "x"),
+    "dtype": "float32", "fill": nan, "attrs": {...}, "overwrite": False}``: the array is
+    made if missing (or replaced with ``overwrite``); an existing one must have the same
+    dims and dtype.  Without ``create`` the array must exist.  Returns the Zarr array.
+    """
+    g = st.group
+    if create is None:
+        if name not in g or name in PER_SCENE:
+            raise StoreError(f"{st.url} has no extra array '{name}'")
+        return g[name]
+    if name in PER_SCENE:
+        raise StoreError(f"'{name}' is one of the store's own arrays")
+    dims = tuple(create["dims"])
+    sizes = {"y": g["depth"].shape[1], "x": g["depth"].shape[2], "channel": 3,
+             "instance": g["amodal"].shape[1], "other": g["amodal"].shape[1]}
+    shape = (st.n,) + tuple(sizes[d] for d in dims)
+    dtype = np.dtype(create["dtype"])
+    if name in g and not create.get("overwrite"):
+        arr = g[name]
+        if tuple(arr.shape) != shape or arr.dtype != dtype:
+            raise StoreError(f"{st.url} already has '{name}' of shape {tuple(arr.shape)} {arr.dtype}, "
+                             f"not {shape} {dtype} (use --overwrite to replace it)")
+        return arr
+    return g.create_array(name, shape=shape, dtype=dtype, fill_value=create["fill"], chunks=(1,) + shape[1:],
+                          dimension_names=("scene",) + dims, attributes=dict(create.get("attrs") or {}),
+                          overwrite=True)
+
+
 def software_versions() -> dict:
     import zarr
     out = {"python": platform.python_version(), "zarr": zarr.__version__, "numpy": np.__version__}

@@ -1,0 +1,238 @@
+"""``gen export kins`` and ``gen export coco``: a scene store as KINS / COCO instance JSON.
+
+Ids (stable whatever the scene range, class filter or worker count):
+  image id       = scene index; file_name = f"{scene:06d}.png" (or .jpg), the names
+                   ``--images-dir`` writes
+  annotation id  = scene * max_instances + slot + 1 (slot = the instance's index in the store)
+  category id    = 1 + the class's index in the store's class table
+
+KINS (both generations of its layout in every annotation):
+  original keys  a_segm / i_segm (amodal / visible mask), a_bbox / i_bbox, a_area / i_area,
+                 oco_id / ico_id (layer order from the occlusion graph, see ``kins_layers``)
+  2020 update    segmentation / bbox / area = amodal, inmodal_seg / inmodal_bbox = visible
+  and            occlude_rate = 1 - visible fraction, category_id, iscrowd = 0
+Masks are COCO compressed RLE from ``pycocotools.mask.encode``.  ``--polygons`` writes
+OpenCV contour polygons for every mask key except ``inmodal_seg``, which KINS's 2020 files
+keep as RLE and its readers decode with ``mask.decode``.  Boxes are [x, y, w, h]; a wholly
+hidden instance has an empty visible mask, i_bbox [0, 0, 0, 0] and i_area 0.
+
+COCO: plain instance JSON with the chosen masks (visible: wholly hidden instances are left
+out; amodal: every instance).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from pipelines.export_common import (AtomicText, ExportError, batches, categories, check_images_dir,
+                                     check_output, open_scenes, run_ordered, select_scenes)
+
+FILE_NAME = "{scene:06d}.{ext}"
+READ = ["num_instances", "instance", "amodal", "instance_class", "modal_box", "amodal_box", "modal_area",
+        "amodal_area", "visible_fraction", "occlusion"]
+
+
+def closure(adj: np.ndarray) -> np.ndarray:
+    """Reflexive-transitive closure of a boolean adjacency matrix (repeated squaring)."""
+    r = adj | np.eye(len(adj), dtype=bool)
+    for _ in range(max(1, int(np.ceil(np.log2(max(len(adj), 2)))))):
+        r2 = (r.astype(np.int32) @ r.astype(np.int32)) > 0
+        if (r2 == r).all():
+            break
+        r = r2
+    return r
+
+
+def kins_layers(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(oco_id, ico_id) per instance from ``occ[a, b]`` = a occludes b, as KINS defines them:
+    instances are split into clusters connected by occlusion; oco_id numbers the clusters
+    1.. (by their lowest slot) and ico_id is the layer inside one: 1 for an instance nothing
+    occludes, +1 for each occluder above it (1 + the deepest occluder's layer).  Instances
+    that overlap no other instance get 0 for both.  Mutual occluders (a cycle) share a layer."""
+    k = len(occ)
+    occ = occ.astype(bool) & ~np.eye(k, dtype=bool)
+    und = closure(occ | occ.T)
+    oco = np.zeros(k, np.int64)
+    ico = np.zeros(k, np.int64)
+    alone = ~(occ | occ.T).any(1)
+    cluster = 0
+    for a in range(k):
+        if alone[a] or oco[a]:
+            continue
+        cluster += 1
+        oco[und[a]] = cluster
+    reach = closure(occ)
+    same = reach & reach.T
+    # a counts above b when it occludes some member of b's cycle and is not in that cycle.
+    above = ((occ.astype(np.int32) @ same.astype(np.int32)) > 0) & ~same
+    layer = np.ones(k, np.int64)
+    for _ in range(k):
+        new = 1 + np.where(above, layer[:, None], 0).max(0, initial=0)
+        if (new == layer).all():
+            break
+        layer = new
+    ico[~alone] = layer[~alone]
+    return oco, ico
+
+
+def rle(masks: np.ndarray) -> list[dict]:
+    """COCO compressed RLE of (K, H, W) boolean masks, counts as text (JSON-ready)."""
+    from pycocotools import mask as mask_util
+    if len(masks) == 0:
+        return []
+    enc = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in enc]
+
+
+def polygons(mask: np.ndarray) -> list[list[float]]:
+    """Outer contours of a mask as COCO polygons [[x0, y0, x1, y1, ...], ...]; parts too thin
+    for a polygon (one pixel or one line) become their pixel rectangle."""
+    import cv2
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        c = c.reshape(-1, 2)
+        if len(c) >= 3:
+            out.append([float(v) for v in c.ravel()])
+        else:
+            x0, y0 = c.min(0)
+            x1, y1 = c.max(0) + 1
+            out.append([float(x0), float(y0), float(x1), float(y0), float(x1), float(y1), float(x0), float(y1)])
+    return out
+
+
+def xywh(box) -> list[int]:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return [0, 0, 0, 0] if x0 < 0 else [x0, y0, x1 - x0, y1 - y0]
+
+
+def scene_annotations(s: dict, scene: int, kmax: int, opts: dict) -> list[dict]:
+    """The annotations of one scene (read with ``READ``) for opts["kind"] kins / coco."""
+    k = int(s["num_instances"])
+    cats = set(opts["class_ids"])
+    slots = [j for j in range(k) if int(s["instance_class"][j]) in cats]
+    if opts["kind"] == "coco" and opts["masks"] == "visible":
+        slots = [j for j in slots if int(s["modal_area"][j]) > 0]
+    if not slots:
+        return []
+    sel = np.array(slots)
+    amodal = s["amodal"][sel]
+    modal = s["instance"][None] == (sel + 1).astype(s["instance"].dtype)[:, None, None]
+    poly = opts["polygons"]
+
+    def seg(masks):
+        return [polygons(m) for m in masks] if poly else rle(masks)
+
+    if opts["kind"] == "coco":
+        masks, boxes, areas = ((modal, s["modal_box"], s["modal_area"]) if opts["masks"] == "visible"
+                               else (amodal, s["amodal_box"], s["amodal_area"]))
+        segs = seg(masks)
+        return [{"id": scene * kmax + j + 1, "image_id": scene, "category_id": int(s["instance_class"][j]) + 1,
+                 "segmentation": segs[n], "area": int(areas[j]), "bbox": xywh(boxes[j]), "iscrowd": 0}
+                for n, j in enumerate(slots)]
+    oco, ico = kins_layers(s["occlusion"][:k, :k])
+    a_seg, i_seg = seg(amodal), seg(modal)
+    i_rle = rle(modal) if poly else i_seg
+    out = []
+    for n, j in enumerate(slots):
+        a_box, i_box = xywh(s["amodal_box"][j]), xywh(s["modal_box"][j])
+        a_area, i_area = int(s["amodal_area"][j]), int(s["modal_area"][j])
+        out.append({
+            "id": scene * kmax + j + 1, "image_id": scene, "category_id": int(s["instance_class"][j]) + 1,
+            "iscrowd": 0,
+            "segmentation": a_seg[n], "bbox": a_box, "area": a_area,
+            "inmodal_seg": i_rle[n], "inmodal_bbox": i_box,
+            "a_segm": a_seg[n], "a_bbox": a_box, "a_area": a_area,
+            "i_segm": i_seg[n], "i_bbox": i_box, "i_area": i_area,
+            "oco_id": int(oco[j]), "ico_id": int(ico[j]),
+            "occlude_rate": round(float(1.0 - s["visible_fraction"][j]), 6),
+        })
+    return out
+
+
+def export_task(job: tuple) -> list[tuple[str, int]]:
+    """Runs in a worker: (JSON text of its annotations, comma-joined; how many) per scene of
+    the batch, and the scenes' images when asked for."""
+    url, scenes, opts = job
+    st = open_scenes(url)
+    kmax = st.max_instances
+    out = []
+    for i in scenes:
+        s = st.read_scene(i, READ + (["rgb"] if opts["images_dir"] else []))
+        if opts["images_dir"]:
+            _write_image(s["rgb"], opts["images_dir"], i, opts["image_format"])
+        anns = scene_annotations(s, i, kmax, opts)
+        out.append((",".join(json.dumps(a, separators=(",", ":")) for a in anns), len(anns)))
+    return out
+
+
+def _write_image(rgb: np.ndarray, folder: str, i: int, ext: str) -> None:
+    import os
+
+    import cv2
+    path = os.path.join(folder, FILE_NAME.format(scene=i, ext=ext))
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    tmp = f"{path}.partial.{ext}"
+    if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1]), params):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+
+
+def export(url: str, out: str, *, kind: str, masks: str = "amodal", classes: str | None = None,
+           scenes: str | None = None, images_dir: str | None = None, image_format: str = "png",
+           polygons: bool = False, workers: int | None = None, scheduler: str | None = None,
+           overwrite: bool = False, batch: int = 4) -> dict:
+    """Write the KINS or COCO JSON of a store's finished scenes; returns counts."""
+    import os
+
+    st = open_scenes(url)
+    check_output(out, overwrite)
+    check_images_dir(images_dir, overwrite)
+    cats = categories(st, classes)
+    todo, skipped = select_scenes(st, scenes)
+    res = st.attrs["resolution"]
+    opts = {"kind": kind, "masks": masks, "class_ids": [c["id"] - 1 for c in cats], "polygons": polygons,
+            "images_dir": os.path.abspath(images_dir) if images_dir else None, "image_format": image_format}
+    if images_dir:
+        os.makedirs(images_dir, exist_ok=True)
+    info = {"description": f"rgsd {kind} export of {url}", "store": url, "seed": st.attrs.get("seed"),
+            "masks": "amodal (segmentation), visible (inmodal_seg)" if kind == "kins" else masks,
+            "mask_format": "polygon" if polygons else "rle",
+            "file_name": FILE_NAME.format(scene=0, ext=image_format).replace("000000", "{scene:06d}"),
+            "ids": "image id = scene index; annotation id = scene * max_instances + slot + 1; "
+                   "category id = 1 + class index in the store's class table",
+            "max_instances": st.max_instances}
+    counts = {"images": len(todo), "annotations": 0, "skipped": skipped}
+    with AtomicText(out) as f:
+        head = {"info": info, "licenses": [], "categories": cats}
+        f.write(json.dumps(head, separators=(",", ":"))[:-1])
+        f.write(',"images":[')
+        f.write(",".join(json.dumps({"id": i, "file_name": FILE_NAME.format(scene=i, ext=image_format),
+                                     "width": res["width"], "height": res["height"]}, separators=(",", ":"))
+                         for i in todo))
+        f.write('],"annotations":[')
+        first = [True]
+
+        def write(job, texts):
+            for t, n in texts:
+                if not n:
+                    continue
+                f.write(t if first[0] else "," + t)
+                first[0] = False
+                counts["annotations"] += n
+
+        jobs = [(url, b, opts) for b in batches(todo, batch)]
+        run_ordered(export_task, jobs, workers=workers, scheduler=scheduler, on_result=write, desc=f"export-{kind}",
+                    unit_count=lambda j: len(j[1]))
+        f.write("]}")
+    print(f"{out}: {counts['images']} images, {counts['annotations']} annotations"
+          + (f" ({skipped} unfinished scenes skipped)" if skipped else ""), file=sys.stderr)
+    return counts
+
+
+def check_masks(kind: str, masks: str | None) -> str:
+    if kind == "kins" and masks not in (None, "amodal"):
+        raise ExportError("--masks applies to gen export coco (KINS holds both masks)")
+    return masks or "amodal"
