@@ -79,10 +79,17 @@ def kins_layers(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def rle(masks: np.ndarray) -> list[dict]:
     """COCO compressed RLE of (K, H, W) boolean masks, counts as text (JSON-ready)."""
+    import cv2
     from pycocotools import mask as mask_util
     if len(masks) == 0:
         return []
-    enc = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    # encode() wants (H, W, K) in Fortran order, i.e. each mask transposed in C order:
+    # cv2.transpose per mask is ~2x faster than np.asfortranarray on the stack.
+    k, h, w = masks.shape
+    buf = np.empty((k, w, h), np.uint8)
+    for j in range(k):
+        cv2.transpose(masks[j].view(np.uint8), buf[j])
+    enc = mask_util.encode(buf.transpose(2, 1, 0))
     return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in enc]
 
 
