@@ -11,6 +11,7 @@ Memory: the driver's RSS sampled every 0.25 s through a --workers 0 KINS export 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -110,6 +111,17 @@ class RSS:
         self.t.join()
 
 
+@contextlib.contextmanager
+def cluster(workers: int):
+    if workers == 0:
+        yield None
+        return
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as c:
+        yield c.scheduler_address
+
+
 def timed(fn, n) -> float:
     t0 = time.perf_counter()
     fn()
@@ -124,26 +136,41 @@ def main():
     args = ap.parse_args()
     from pipelines import export_coco, export_order, region_support_run
 
+    from composer.region_support import region_support
+    sc = fake_scenes(0, 1)[0]
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        rs, ids = region_support(sc["semantic"], sc["depth"])
+        times.append(time.perf_counter() - t0)
+    print(f"region_support() on one {W}x{H} scene ({ids.max()} regions): {min(times) * 1e3:.0f} ms min, "
+          f"{np.median(times) * 1e3:.0f} ms median of 5", flush=True)
     root = args.dir or tempfile.mkdtemp(prefix="bench_export_")
     url = os.path.join(root, "s.zarr")
     w = make_store(url, args.scenes)
     print(f"wrote {args.scenes} fake {W}x{H} scenes ({K} instances each) in {w:.1f} s", flush=True)
     out = os.path.join(root, "k.json")
     for workers in (0, 1, 2):
-        for images in (False, True):
-            img = os.path.join(root, "img") if images else None
-            shutil.rmtree(os.path.join(root, "img"), ignore_errors=True)
-            t0 = time.perf_counter()
-            export_coco.export(url, out, kind="kins", workers=workers, overwrite=True, images_dir=img)
-            dt = time.perf_counter() - t0
-            print(f"kins export, workers={workers}, images={'png' if images else 'no'}: "
-                  f"{args.scenes / dt:.2f} scenes/s ({dt:.1f} s incl. cluster start)", flush=True)
+        # Dask runs go to a cluster started beforehand, so the figures are steady-state
+        # rates, not LocalCluster start-up (a few seconds here).
+        with cluster(workers) as address:
+            for images in (False, True):
+                img = os.path.join(root, "img") if images else None
+                shutil.rmtree(os.path.join(root, "img"), ignore_errors=True)
+                t0 = time.perf_counter()
+                export_coco.export(url, out, kind="kins", workers=workers, scheduler=address, overwrite=True,
+                                   images_dir=img)
+                dt = time.perf_counter() - t0
+                print(f"kins export, workers={workers}, images={'png' if images else 'no'}: "
+                      f"{args.scenes / dt:.2f} scenes/s", flush=True)
+            if workers != 1:
+                t0 = time.perf_counter()
+                region_support_run.run(url, workers=workers, scheduler=address, overwrite=True)
+                print(f"region-support, workers={workers}: {args.scenes / (time.perf_counter() - t0):.2f} scenes/s",
+                      flush=True)
     print(f"json size: {os.path.getsize(out) / args.scenes / 1024:.0f} KiB per scene", flush=True)
     r = timed(lambda: export_order.export(url, os.path.join(root, "o.json"), overwrite=True), args.scenes)
     print(f"instaorder export: {r:.1f} scenes/s", flush=True)
-    for workers in (0, 2):
-        r = timed(lambda: region_support_run.run(url, workers=workers, overwrite=True), args.scenes)
-        print(f"region-support, workers={workers}: {r:.2f} scenes/s", flush=True)
 
     if args.memory_scenes:
         big = os.path.join(root, "big.zarr")

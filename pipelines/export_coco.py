@@ -26,8 +26,17 @@ import sys
 
 import numpy as np
 
-from pipelines.export_common import (AtomicText, ExportError, batches, categories, check_images_dir,
-                                     check_output, open_scenes, run_ordered, select_scenes)
+from pipelines.export_common import (
+    AtomicText,
+    ExportError,
+    batches,
+    categories,
+    check_images_dir,
+    check_output,
+    open_scenes,
+    run_ordered,
+    select_scenes,
+)
 
 FILE_NAME = "{scene:06d}.{ext}"
 READ = ["num_instances", "instance", "amodal", "instance_class", "modal_box", "amodal_box", "modal_area",
@@ -213,7 +222,7 @@ def export(url: str, out: str, *, kind: str, masks: str = "amodal", classes: str
     info = {"description": f"rgsd {kind} export of {url}", "store": url, "seed": st.attrs.get("seed"),
             "masks": "amodal (segmentation), visible (inmodal_seg)" if kind == "kins" else masks,
             "mask_format": "polygon" if polygons else "rle",
-            "file_name": FILE_NAME.format(scene=0, ext=image_format).replace("000000", "{scene:06d}"),
+            "file_name": FILE_NAME.replace("{ext}", image_format),
             "ids": "image id = scene index; annotation id = scene * max_instances + slot + 1; "
                    "category id = 1 + class index in the store's class table",
             "max_instances": st.max_instances}

@@ -25,8 +25,14 @@ import sys
 
 import numpy as np
 
-from pipelines.export_common import (AtomicText, ExportError, categories, check_output, open_scenes,
-                                     select_scenes)
+from pipelines.export_common import (
+    AtomicText,
+    ExportError,
+    categories,
+    check_output,
+    open_scenes,
+    select_scenes,
+)
 
 READ = ["num_instances", "instance_class", "occlusion", "depth_order"]
 

@@ -12,7 +12,13 @@ import sys
 
 import numpy as np
 
-from pipelines.export_common import ExportError, batches, open_scenes, run_ordered, select_scenes
+from pipelines.export_common import (
+    ExportError,
+    batches,
+    open_scenes,
+    run_ordered,
+    select_scenes,
+)
 from scenes import store as scene_store
 
 NAMES = ("region_support", "region_id")

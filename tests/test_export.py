@@ -15,9 +15,9 @@ from pipelines.export_order import parse_entry
 from scenes import store as scene_store
 
 pycocotools = pytest.importorskip("pycocotools")
-from pycocotools import mask as mask_util  # noqa: E402
-from pycocotools.coco import COCO  # noqa: E402
-from pycocotools.cocoeval import COCOeval  # noqa: E402
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 H, W, KMAX = 40, 60, 8
 CAR, VAN, TRUCK, PED = 13, 14, 15, 17
