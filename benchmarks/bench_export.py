@@ -134,14 +134,13 @@ def main():
     ap.add_argument("--memory-scenes", type=int, default=1000)
     ap.add_argument("--dir", default=None)
     args = ap.parse_args()
-    from pipelines import export_coco, export_order, region_support_run
-
     from composer.region_support import region_support
+    from pipelines import export_coco, export_order, region_support_run
     sc = fake_scenes(0, 1)[0]
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        rs, ids = region_support(sc["semantic"], sc["depth"])
+        _, ids = region_support(sc["semantic"], sc["depth"])
         times.append(time.perf_counter() - t0)
     print(f"region_support() on one {W}x{H} scene ({ids.max()} regions): {min(times) * 1e3:.0f} ms min, "
           f"{np.median(times) * 1e3:.0f} ms median of 5", flush=True)
