@@ -64,19 +64,24 @@ def parse_entry(entry: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     depth = np.full((n, n), -2, np.int8)
     np.fill_diagonal(depth, 0)
     overlap = np.zeros((n, n), bool)
+
+    def pair(text, sep):
+        a, b = (int(v) for v in text.split(sep))
+        if not (0 <= a < n and 0 <= b < n) or a == b:
+            raise ValueError(f"order '{text}' does not name two of the {n} instances")
+        return a, b
     for o in entry.get("occlusion", []):
-        first = o["order"].split("&")[0].strip()
-        a, b = (int(v) for v in first.split("<"))
+        a, b = pair(o["order"].split("&")[0].strip(), "<")
         occ[a, b] = True
         if "&" in o["order"]:
             occ[b, a] = True
     for o in entry.get("depth", []):
         text = o["order"]
         if "<" in text:
-            a, b = (int(v) for v in text.split("<"))
+            a, b = pair(text, "<")
             depth[a, b], depth[b, a] = -1, 1
         else:
-            a, b = (int(v) for v in text.split("="))
+            a, b = pair(text, "=")
             depth[a, b] = depth[b, a] = 0
         overlap[a, b] = overlap[b, a] = bool(o.get("overlap", False))
     return occ, depth, overlap

@@ -418,3 +418,6 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(fake, tmp_path):
     bad_pred.write_text(json.dumps({"annotations": [{"image_id": 0, "instance_ids": [99], "occlusion": [],
                                                      "depth": []}]}))
     _one_line_error(gen("eval", "order", bad_pred, "--scenes", fake))
+    bad_pred.write_text(json.dumps({"annotations": [{"image_id": 0, "instance_ids": [1, 2],
+                                                     "occlusion": [{"order": "-1<0"}], "depth": []}]}))
+    _one_line_error(gen("eval", "order", bad_pred, "--scenes", fake))
