@@ -1,4 +1,4 @@
-"""`gen export kins|coco|instaorder|region-support` and `gen eval order`.
+"""`gen export kins|coco|instaorder` and `gen eval order`.
 
 Two stores: a hand-built one written through the store module (known occlusion graph,
 a wholly hidden instance, a bidirectional pair, an equal-depth pair, an empty scene and
@@ -8,100 +8,24 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from pipelines.cli import cli
 from pipelines.export_coco import kins_layers
 from pipelines.export_order import parse_entry
 from scenes import store as scene_store
-
-pycocotools = pytest.importorskip("pycocotools")
-from pycocotools import mask as mask_util
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-
-H, W, KMAX = 40, 60, 8
-CAR, VAN, TRUCK, PED = 13, 14, 15, 17
-# slot: (class, amodal rows, amodal cols, centre depth z)
-FAKE = [
-    (CAR, (5, 20), (5, 25), 20.0),     # 0: partly behind 1
-    (PED, (10, 30), (20, 30), 10.0),   # 1: in front of 0
-    (CAR, (25, 35), (40, 55), 30.0),   # 2: wholly hidden behind 3
-    (TRUCK, (22, 38), (38, 58), 15.0),  # 3
-    (VAN, (0, 4), (50, 60), 40.0),     # 4: overlaps nothing
-    (CAR, (30, 40), (0, 20), 12.0),    # 5 and 6 occlude each other (and are equally far)
-    (CAR, (30, 40), (10, 30), 12.3),
-]
+from tests.export_fakes import CAR, VAN, make_fake_store
 
 
 def gen(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def fake_scene():
-    from generator.annotations import boxes, depth_order, occlusion_matrix
-    k = len(FAKE)
-    amodal = np.zeros((k, H, W), bool)
-    for j, (_, (r0, r1), (c0, c1), _) in enumerate(FAKE):
-        amodal[j, r0:r1, c0:c1] = True
-    instance = np.zeros((H, W), np.uint16)
-    for j in (0, 2, 4, 1, 3, 5, 6):  # painter's order: later is in front
-        instance[amodal[j]] = j + 1
-    instance[30:35, 10:15] = 6  # slot 6 is in front of slot 5 on most of their overlap, 5 in front of 6 here
-    semantic = np.full((H, W), 2, np.uint8)  # road
-    semantic[:3] = 1  # sky
-    depth = np.full((H, W), 50.0, np.float32)
-    depth[:3] = np.inf
-    z = np.array([f[3] for f in FAKE], np.float32)
-    cls = np.array([f[0] for f in FAKE], np.uint8)
-    for j in range(k):
-        m = instance == j + 1
-        semantic[m], depth[m] = cls[j], z[j]
-    modal = instance[None] == np.arange(1, k + 1, dtype=np.uint16)[:, None, None]
-    mar, aar = modal.reshape(k, -1).sum(1), amodal.reshape(k, -1).sum(1)
-
-    def pad(a, fill):
-        out = np.full((KMAX,) + a.shape[1:], fill, a.dtype)
-        out[:k] = a
-        return out
-
-    def pad2(a, fill):
-        out = np.full((KMAX, KMAX), fill, a.dtype)
-        out[:k, :k] = a
-        return out
-    rgb = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
-    box3d = np.zeros((k, 7), np.float32)
-    box3d[:, 2] = z
-    return {
-        "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
-        "normals": np.zeros((H, W, 3), np.float16), "num_instances": np.uint16(k),
-        "amodal": pad(amodal, False), "instance_class": pad(cls, 0), "instance_object": pad(np.arange(k, dtype=np.int32), -1),
-        "modal_box": pad(boxes(modal), -1), "amodal_box": pad(boxes(amodal), -1),
-        "modal_area": pad(mar.astype(np.int32), 0), "amodal_area": pad(aar.astype(np.int32), 0),
-        "visible_fraction": pad((mar / aar).astype(np.float32), 0.0), "distance": pad(z, np.nan),
-        "box3d": pad(box3d, np.nan), "occlusion": pad2(occlusion_matrix(instance, amodal), False),
-        "depth_order": pad2(depth_order(z), 0),
-    }
-
-
-def empty_scene():
-    s = fake_scene()
-    out = {k: np.zeros_like(v) for k, v in s.items()}
-    out["depth"][:] = np.inf
-    out["semantic"][:] = 1
-    for name, fill in (("modal_box", -1), ("amodal_box", -1), ("instance_object", -1)):
-        out[name][:] = fill
-    return out
-
-
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
-    from scenes.config import build_config
-    url = str(tmp_path_factory.mktemp("fake") / "fake.zarr")
-    cfg = build_config("tiny", [], [f"render.width={W}", f"render.height={H}", f"scene.max_instances={KMAX}"])
-    st = scene_store.create(url, 3, cfg, seed=1, intrinsics={"fx": 50.0, "fy": 50.0, "cx": W / 2, "cy": H / 2})
-    st.write_scene(0, fake_scene(), "{}")
-    st.write_scene(1, empty_scene(), "{}")  # scene 2 stays unfinished
-    return url
+    return make_fake_store(tmp_path_factory.mktemp("fake"))
 
 
 @pytest.fixture(scope="module")
@@ -197,17 +121,13 @@ def test_ground_truth_as_detections_scores_ap_one(which, masks, request, tmp_pat
     out = tmp_path / "c.json"
     assert gen("export", "coco", url, "--out", out, "--masks", masks, "--workers", 0).exit_code == 0
     data = json.loads(out.read_text())
-    st = scene_store.open_store(url)
-    hidden = sum(int((st.read_scene(i, ["modal_area", "num_instances"])["modal_area"][
-        :int(st.read_scene(i, ["num_instances"])["num_instances"])] == 0).sum()) for i in (0, 1))
     stats = _ap(out, tmp_path)
     assert stats[0] == pytest.approx(1.0) and stats[1] == pytest.approx(1.0)  # AP and AP50
     for a in data["annotations"]:
         assert set(a) == {"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd"}
     if which == "fake":
         ids = {a["id"] - 1 for a in data["annotations"] if a["image_id"] == 0}
-        assert ids == (set(range(7)) - {2} if masks == "visible" else set(range(7)))
-        assert hidden == 1
+        assert ids == (set(range(7)) - {2} if masks == "visible" else set(range(7)))  # 2 is wholly hidden
 
 
 def test_polygons_and_classes_filter(fake, tmp_path):
@@ -326,65 +246,6 @@ def test_order_metrics_on_a_rendered_store(rendered, tmp_path):
     m = json.loads((tmp_path / "mr.json").read_text())
     assert m["occlusion"]["tp"] == 2 * bidir
     assert m["depth_whdr"]["all"] == pytest.approx(100.0 * (pairs - equal) / pairs)
-
-
-def test_region_support_on_a_hand_built_map():
-    from composer.region_support import region_support
-    sem = np.zeros((10, 12), np.uint8)
-    depth = np.full((10, 12), 5.0, np.float32)  # unlabeled ground at 5 m
-    sem[0], depth[0] = 1, np.inf  # sky: no surface
-    sem[2:4, 0:3], depth[2:4, 0:3] = CAR, 10.0  # A
-    sem[2:4, 8:11], depth[2:4, 8:11] = CAR, 12.0  # B: same class, not connected to A
-    sem[5, 0:2], depth[5, 0:2] = 4, 22.0  # building, the image's farthest surface
-    sem[5, 10:12], depth[5, 10:12] = 4, 20.0
-    sem[5, 5], depth[5, 5] = CAR, 15.0  # C: two diagonal pixels, one region with 8-connectivity
-    sem[6, 6], depth[6, 6] = CAR, 17.0
-    road = np.array([2, 2, 2, 2, 4, 6, 8, 8, 8, 8, 12, 13], np.float32)
-    sem[7:10], depth[7:10] = 2, road
-    rs, ids = region_support(sem, depth)
-    # var = (22 - 2) / 10 = 2.  The road spans 11 >= 2 var: bins [2,4) [4,6) [6,8) [8,10) [10,12)
-    # [12,14) hold 12, 3, 3, 12, 0, 6 pixels; dense means > 36 / (11 / 2) = 6.55: bin 0 alone,
-    # bins 1-3 together, bins 4-5 the last group.  Every other region spans < 4 m: one mean.
-    expect_ids = np.zeros((10, 12), np.int32)
-    expect_rs = np.full((10, 12), np.nan, np.float32)
-    expect_rs[0] = np.inf
-    for rid, (rows, cols, value) in enumerate([
-            ((2, 4), (0, 3), 10.0), ((2, 4), (8, 11), 12.0), ((5, 6), (0, 2), 22.0), (None, None, 16.0),
-            ((5, 6), (10, 12), 20.0), ((7, 10), (0, 4), 2.0), ((7, 10), (4, 10), 7.0),
-            ((7, 10), (10, 12), 12.5)], start=1):
-        if rows is None:
-            expect_ids[5, 5] = expect_ids[6, 6] = rid
-            expect_rs[5, 5] = expect_rs[6, 6] = value
-        else:
-            expect_ids[rows[0]:rows[1], cols[0]:cols[1]] = rid
-            expect_rs[rows[0]:rows[1], cols[0]:cols[1]] = value
-    np.testing.assert_array_equal(ids, expect_ids)
-    np.testing.assert_allclose(rs, expect_rs, rtol=1e-6)
-    rs4, ids4 = region_support(sem, depth, connectivity=4)
-    assert ids4.max() == 9 and ids4[5, 5] != ids4[6, 6]  # the diagonal pair splits
-    assert rs4[5, 5] == 15.0 and rs4[6, 6] == 17.0
-
-
-def test_region_support_is_added_to_the_store_and_resumes(fake, tmp_path):
-    import shutil
-
-    from composer.region_support import region_support
-    url = str(tmp_path / "rs.zarr")
-    shutil.copytree(fake, url)
-    r = gen("export", "region-support", url, "--workers", 0)
-    assert r.exit_code == 0, r.stderr
-    assert "2 computed now" in r.stderr
-    st = scene_store.open_store(url)  # still a valid scene store
-    for i in (0, 1):
-        s = st.read_scene(i, ["semantic", "depth", "region_support", "region_id"])
-        rs, ids = region_support(s["semantic"], s["depth"])
-        np.testing.assert_array_equal(s["region_support"], rs)
-        np.testing.assert_array_equal(s["region_id"], ids)
-    assert st.read_scene(2, ["region_id"])["region_id"].min() == -1  # unfinished scene untouched
-    r = gen("export", "region-support", url, "--workers", 0)
-    assert r.exit_code == 0 and "0 computed now" in r.stderr
-    r = gen("export", "region-support", url, "--workers", 0, "--bins", 5)
-    assert r.exit_code == 2 and "--overwrite" in r.stderr
 
 
 def _one_line_error(r):
