@@ -29,9 +29,9 @@ def cli():
       gen preview  contact sheet of a store
       gen train    train the layered depth refiner (gen train refiner)
       gen eval     Table-1-style report of a refiner, order metrics (gen eval refiner|order)
-      gen export   KINS / COCO / InstaOrder JSON and region support (gen export kins|coco|...)
       gen refine   refine a depth map along a mask with a trained refiner
-      gen export   hand results to other tools (gen export weights: safetensors)
+      gen export   hand results to other tools: KINS / COCO / InstaOrder JSON, region
+                   support, weights as safetensors (gen export kins|coco|...|weights)
     """
 
 
@@ -348,13 +348,14 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
 
 @cli.group(name="export")
 def export_():
-    """Export a scene store to the formats other tools read.
+    """Hand rgsd results to other tools: scene stores in the formats they read, weights.
 
     \b
       gen export kins            KINS amodal JSON (both layouts) + optional PNG images
       gen export coco            plain COCO instances JSON, visible or amodal masks
       gen export instaorder      InstaOrder occlusion / depth order JSON
       gen export region-support  add RSN region support arrays to the store
+      gen export weights         a checkpoint's weights as safetensors + JSON sidecar
     """
 
 
@@ -386,11 +387,6 @@ def refine(image, depth, mask, checkpoint, out, depth_kind):
         click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
     except (InputError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
-
-
-@cli.group(name="export")
-def export_():
-    """Hand rgsd results to other tools."""
 
 
 @export_.command("weights")
