@@ -16,7 +16,41 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def needs(*dists: str):
+    """Mark a command as needing these optional distributions (bpy, torch, ...): checked
+    before the command body runs, so a missing extra is one line and nothing is written."""
+    def mark(f):
+        f.rgsd_needs = dists
+        return f
+    return mark
+
+
+def _strings(values):
+    for v in values:
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _strings(v)
+
+
+class Command(click.Command):
+    def invoke(self, ctx):
+        from pipelines.requires import MissingDependency, require, require_for_urls
+        try:
+            for dist in getattr(self.callback, "rgsd_needs", ()):
+                require(dist, ctx.command_path)
+            require_for_urls(_strings(ctx.params.values()), ctx.command_path)
+        except MissingDependency as exc:
+            raise UserError(str(exc)) from None
+        return super().invoke(ctx)
+
+
+class Group(click.Group):
+    command_class = Command
+    group_class = type  # subgroups make Commands too
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rgsd", message="rgsd %(version)s")
 def cli():
     """rgsd: synthetic street scenes with pixel-accurate depth and amodal masks.
@@ -112,6 +146,12 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
 
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other")
+    if not scheduler or assets_dir:  # this process (or its LocalCluster) runs Blender
+        from pipelines.requires import MissingDependency, require
+        try:
+            require("bpy", "gen scenes")
+        except MissingDependency as exc:
+            raise UserError(str(exc)) from None
     extra = list(overrides)
     if scenario:
         extra.insert(0, f"scene.scenario={scenario}")
@@ -285,6 +325,7 @@ def train():
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@needs("torch")
 def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
                   ckpt_every, init, residual, resume):
     """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
@@ -325,6 +366,7 @@ def eval_():
 @click.option("--initial", type=click.Choice(["perturb", "smooth"]), default="perturb", show_default=True,
               help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
+@needs("torch")
 def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
     """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
 
@@ -379,6 +421,7 @@ _add_export_commands()
 @click.option("--out", required=True, help="Refined depth, same format family as --depth (.png/.npy/.pfm).")
 @click.option("--depth-kind", type=click.Choice(["depth", "inverse"]), default="depth", show_default=True,
               help="Whether --depth holds depth or inverse depth (disparity).")
+@needs("torch")
 def refine(image, depth, mask, checkpoint, out, depth_kind):
     """Refine a monocular depth map along a mask's edges, at the input resolution."""
     from trainer.checkpoint import CheckpointError
@@ -393,6 +436,7 @@ def refine(image, depth, mask, checkpoint, out, depth_kind):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
+@needs("torch")
 def export_weights(checkpoint, out, overwrite):
     """A checkpoint's weights as safetensors, plus a JSON sidecar (same name, .json) with the
     model config, kind and mode.  The checkpoint is read weights-only.

@@ -6,6 +6,7 @@ costs microseconds and imports neither bpy nor torch.
 """
 from __future__ import annotations
 
+import re
 from importlib.metadata import PackageNotFoundError, version
 
 # distribution -> (extra that installs it, lowest supported, first unsupported, what it is for)
@@ -22,13 +23,14 @@ class MissingDependency(RuntimeError):
 
 
 def _release(v: str) -> tuple[int, ...]:
+    """(2, 14, 1) for '2.14.1+cu130'; a pre-release suffix ends the release part."""
     out = []
     for part in v.split("+")[0].split("."):
-        digits = "".join(c for c in part if c.isdigit())
-        if not digits:
+        m = re.match(r"\d+", part)
+        if not m:
             break
-        out.append(int(digits))
-        if digits != part:  # 2.14.1rc1, 5.3.0a: the release part ends here
+        out.append(int(m.group()))
+        if m.end() != len(part):
             break
     return tuple(out)
 
