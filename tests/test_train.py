@@ -1,5 +1,6 @@
-"""Training the tiny refiner on a tiny generated shard store: the loss falls, resume is exact,
-evaluation and refinement run end to end."""
+"""Training the tiny refiner on a tiny shard store made from the analytic fixture scenes
+(tests/fixture_store.py, no Blender): the loss falls, resume is exact, evaluation and
+refinement run end to end."""
 import csv
 
 import numpy as np
@@ -7,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("bpy")
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 from pipelines.cli import cli  # noqa: E402
 from trainer.train import TrainConfig, train  # noqa: E402
@@ -19,12 +19,9 @@ def gen(*args):
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
+def stores(tmp_path_factory, fixture_scenes):
     d = tmp_path_factory.mktemp("train")
-    scenes = str(d / "scenes.zarr")
-    r = gen("scenes", "--n", "6", "--out", scenes, "--preset", "tiny", "--workers", "0",
-            "--set", "render.width=128", "--set", "render.height=72")
-    assert r.exit_code == 0, r.output
+    scenes = fixture_scenes
     shards = str(d / "shards.zarr")
     r = gen("shards", scenes, "--out", shards, "--samples", "64", "--patch", "48", "--shard-size", "32",
             "--workers", "0", "--mask-mix", '{"object": 0.6, "sky": 0.4}')
