@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.annotations import boxes, depth_order
+from scenes.annotations import boxes, depth_order
 from scenes import store as scene_store
 from scenes.classes import CLASS_IDS
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from pathlib import Path
 
-from generator import annotations, blender, user_assets
+from generator import blender, user_assets
+from scenes import annotations
 from scenes import objects as scene_objects
 from scenes.classes import CLASS_IDS
 from scenes.mesh import Mesh

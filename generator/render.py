@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generator import annotations, blender, build
+from generator import blender, build
+from scenes import annotations
 from scenes.spec import SceneSpec
 
 

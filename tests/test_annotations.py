@@ -1,7 +1,7 @@
 """Pure-numpy annotation logic on hand-made masks."""
 import numpy as np
 
-from generator import annotations as A
+from scenes import annotations as A
 from scenes.classes import CLASS_IDS
 
 

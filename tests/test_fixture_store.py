@@ -55,7 +55,7 @@ def test_instance_tables_and_the_wholly_hidden_van(fixture_scenes):
 
 
 def test_annotation_code_agrees_with_the_geometry(fixture_scenes):
-    from generator import annotations as A
+    from scenes import annotations as A
     from scenes.store import open_store
     st = open_store(fixture_scenes)
     for i in range(st.n):

@@ -1,4 +1,5 @@
-"""Annotations from raw render passes: pure numpy, no bpy, so it is testable on its own.
+"""Annotations from raw render passes: pure numpy, no bpy, so it is testable on its own and
+shared by the renderer (generator/render.py) and the RGB-D importer (composer/rgbd_import.py).
 
 The renderer encodes each object's pass index as ``class_id * INDEX_BASE + instance_id``
 (instance_id 0 for stuff), so one point-sampled Object Index pass gives both the
