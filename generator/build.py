@@ -12,18 +12,17 @@ from pathlib import Path
 from generator import blender, user_assets
 from scenes import annotations
 from scenes import objects as scene_objects
-from scenes.classes import CLASS_IDS
 from scenes.mesh import Mesh
 from scenes.spec import SceneSpec
 from scenes.user_assets import cutout_mesh, read_alpha
+from scenes.view import FrameView, frame_view
 
 
 @dataclass
 class Built:
     objects: list = field(default_factory=list)  # bpy objects, parallel to spec.objects
     meshes: list = field(default_factory=list)
-    candidates: list = field(default_factory=list)  # per instance id 1..K: class, object, box3d
-    instance_of: dict = field(default_factory=dict)  # spec object index -> instance id
+    view: FrameView | None = None  # the current frame's camera pose and candidate instances
 
 
 def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
@@ -72,52 +71,33 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
 
 
 def set_frame(scene, built: Built, spec: SceneSpec, cfg: dict) -> None:
-    """Pose camera, lights and objects for ``spec`` (a frame of the built layout), choose its
-    candidate instances and encode them in the objects' pass indices."""
+    """Pose camera, lights and objects for ``spec`` (a frame of the built layout) and encode
+    its candidate instances (scenes.view.frame_view) in the objects' pass indices."""
     from generator.world import apply_lighting
 
-    cam = spec.camera
-    w2c = cam.world_to_camera()
-    intr = cam.intrinsics()
-    _place_camera(scene, cam)
+    built.view = frame_view(spec, cfg)
+    _place_camera(scene, spec.camera, built.view.world_to_camera)
     apply_lighting(scene, spec.lighting)
-    instance_classes = {CLASS_IDS[c] for c in cfg["scene"]["instance_classes"]}
-    # Candidate instances: things of an instance class whose 3D box may be in view.  When
-    # more than max_instances, the nearest are kept; the others render as their class only.
-    cands = []
-    for i, o in enumerate(spec.objects):
-        cid = scene_objects.class_id(o)
-        if cid in instance_classes and scene_objects.in_view(o, w2c, intr):
-            box = scene_objects.box3d_camera(o, w2c)
-            cands.append((float(np.linalg.norm(box[:3])), i, cid, box))
-    cands.sort()
-    cands = sorted(cands[: cfg["scene"]["max_instances"]], key=lambda c: c[1])
-    built.instance_of.clear()
-    built.candidates.clear()
-    for iid, (_, i, cid, box) in enumerate(cands, start=1):
-        built.instance_of[i] = iid
-        built.candidates.append({"class_id": cid, "object": i, "box3d": box})
     for i, (o, ob) in enumerate(zip(spec.objects, built.objects)):
         ob.location = o.position
         ob.rotation_euler = (0.0, 0.0, math.radians(o.yaw_deg))
-        ob.pass_index = annotations.pass_index(scene_objects.class_id(o), built.instance_of.get(i, 0))
+        ob.pass_index = annotations.pass_index(scene_objects.class_id(o), built.view.instance_of.get(i, 0))
         for slot in ob.material_slots:  # undo a previous frame's annotation materials
             if slot.link != "DATA":
                 slot.material = None
                 slot.link = "DATA"
 
 
-def _place_camera(scene, cam) -> None:
+def _place_camera(scene, cam, w2c: np.ndarray) -> None:
     ob = scene.camera
     ob.data.sensor_fit = "HORIZONTAL"
     ob.data.lens_unit = "FOV"
     ob.data.angle = math.radians(cam.hfov_deg)
     ob.data.shift_x = ob.data.shift_y = 0.0
-    # The camera pose comes from the spec's own world_to_camera so annotations (normals,
-    # 3D boxes) and the render cannot disagree.  Blender's camera axes are OpenCV's with
+    # The camera pose comes from the frame view's world_to_camera, the matrix the annotations
+    # (normals, 3D boxes) use, so render and annotations cannot disagree.  Blender's camera axes are OpenCV's with
     # y and z negated.
     from mathutils import Matrix
-    w2c = cam.world_to_camera()
     c2w = np.eye(4)
     c2w[:3, :3] = w2c[:3, :3].T @ np.diag([1.0, -1.0, -1.0])
     c2w[:3, 3] = cam.position
@@ -172,7 +152,7 @@ def use_annotation_materials(built: Built) -> None:
     the annotation view layer exactly one AOV per candidate instance."""
     scene = bpy.context.scene
     layer = scene.view_layers[blender.ANNOT]
-    k = len(built.candidates)
+    k = len(built.view.candidates)
     want = [f"am{i}" for i in range(k)] + ["gnormal", "zdepth", "index"]
     for aov in list(layer.aovs):
         if aov.name not in want:
@@ -187,7 +167,7 @@ def use_annotation_materials(built: Built) -> None:
     inst = {iid: _annotation_material(f"rgsd.annot.am{iid - 1}", f"am{iid - 1}")
             for iid in range(1, k + 1)}
     for i, ob in enumerate(built.objects):
-        mat = inst.get(built.instance_of.get(i, 0), stuff)
+        mat = inst.get(built.view.instance_of.get(i, 0), stuff)
         for slot in ob.material_slots:
             slot.link = "OBJECT"
             slot.material = mat

@@ -138,13 +138,13 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
         _set_annot_settings(scene)
         _render(scene, blender.ANNOT, b_exr)
         annot = read_exr(b_exr)
-        k = len(built.candidates)
+        k = len(built.view.candidates)
         h, w = annot["zdepth"].shape
         stack = np.stack([annot[f"am{i}"] for i in range(k)]) if k else np.zeros((0, h, w), np.float32)
         arrays = annotations.assemble(
             object_index=annot["index"], depth=annot["zdepth"], amodal_stack=stack,
-            world_normals=annot["gnormal"][..., :3], world_to_camera=spec.camera.world_to_camera(),
-            candidates=built.candidates, max_instances=cfg["scene"]["max_instances"], rgb=rgb)
+            world_normals=annot["gnormal"][..., :3], world_to_camera=built.view.world_to_camera,
+            candidates=built.view.candidates, max_instances=cfg["scene"]["max_instances"], rgb=rgb)
         t3 = time.perf_counter()
     finally:
         for p in (a_png, b_exr):
