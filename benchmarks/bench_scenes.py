@@ -43,7 +43,8 @@ def main() -> None:
     from generator.render import render_scene
     from scenes import store as scene_store
     from scenes.config import build_config
-    from scenes.spec import pinhole_intrinsics, sample_scene
+    from scenes.sampling import sample_scene
+    from scenes.spec import pinhole_intrinsics
 
     cfg = build_config(args.preset, overrides=[f"scene.scenario={args.scenario}"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ import numpy as np
 
 from pathlib import Path
 
-from generator import blender, user_assets
+from generator import blender, blender_assets
 from scenes import annotations
 from scenes import objects as scene_objects
 from scenes.mesh import Mesh
@@ -53,12 +53,12 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
     root = cfg["assets"]["dir"]
     for o in spec.objects:
         if "user_asset" in o.params:
-            me = user_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
+            me = blender_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
         elif "cutout" in o.params:
             _, w, h = o.params["asset_size"]
             mesh, uv = cutout_mesh(read_alpha(Path(root) / o.params["cutout"]), w, h)
             me = mesh_to_blender(o.name, mesh, uv)
-            me.materials[0] = user_assets.cutout_material(root, o.params["cutout"])
+            me.materials[0] = blender_assets.cutout_material(root, o.params["cutout"])
             built.meshes.append(me)
         else:
             me = mesh_to_blender(o.name, scene_objects.local_mesh(o))

@@ -34,7 +34,8 @@ def render_group(url: str, group: list, cfg: dict, seed: int, threads: int = 0,
     global _rendered_here
     from generator.render import render_layout
     from scenes import store as scene_store
-    from scenes.spec import SceneSpec, sample_scene
+    from scenes.sampling import sample_scene
+    from scenes.spec import SceneSpec
 
     st = scene_store.open_store(url, mode="r+")
     if not overwrite:

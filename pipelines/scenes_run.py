@@ -25,7 +25,7 @@ def index_assets(cfg: dict) -> dict:
     if not Path(root).is_dir():
         raise RunError(f"--assets: {root} is not a folder")
     from generator.blender import setup
-    from generator.user_assets import scan
+    from generator.blender_assets import scan
     setup(cfg["render"])
     index, problems = scan(str(Path(root).resolve()))
     for p in problems:

@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
-from scenes.user_assets import sample_params, size_of
+from scenes.draws import integer, uniform
 from scenes.placement import Ground, footprint
-from scenes.spec import Camera, Placed, integer, uniform
+from scenes.spec import Camera, Placed
+from scenes.user_assets import sample_params, size_of
 
 VEHICLES = ("car", "van", "truck", "bus")
 

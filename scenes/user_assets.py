@@ -1,7 +1,7 @@
 """User assets (``--assets DIR``): models in folders named by kind, and RGBA pedestrian cutouts.
 
 Pure Python: the model index (kind, path, measured size) is made once by the driver with
-Blender (:func:`generator.user_assets.scan`) and stored in ``cfg["assets"]["index"]``, so
+Blender (:func:`generator.blender_assets.scan`) and stored in ``cfg["assets"]["index"]``, so
 scene sampling stays a function of (seed, i, config) and needs no ``bpy``.
 """
 from __future__ import annotations

@@ -64,7 +64,7 @@ def expected():
 def rendered():
     from generator.render import render_scene
     from scenes.config import build_config
-    from scenes.spec import sample_scene
+    from scenes.sampling import sample_scene
     cfg = build_config("tiny", overrides=[f"render.width={W}", f"render.height={H}", f"render.hfov_deg={FOV}"])
     # A busy scene first: the renderer keeps Cycles' data between renders, and stale state
     # from a previous scene must not leak into the next one's annotations.

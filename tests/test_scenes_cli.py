@@ -131,7 +131,7 @@ def test_store_of_another_kind_is_refused(tmp_path):
 def test_frames_of_a_layout_equal_scenes_rendered_alone():
     from generator.render import render_layout, render_scene
     from scenes.config import build_config
-    from scenes.spec import sample_scene
+    from scenes.sampling import sample_scene
     cfg = build_config("tiny", overrides=["render.width=64", "render.height=40", "scene.frames_per_layout=3",
                                           "scene.scenario=openroad"])
     specs = [sample_scene(cfg, 5, i) for i in range(3)]
