@@ -79,9 +79,7 @@ class ShardStore:
         chunk twice on the way and cost 4x the compression itself.  The bytes are exactly
         what zarr writes (tested), so zarr reads them back as usual.  (Zarr would skip a
         chunk that equals the fill value; here it is written, which reads back the same.)"""
-        import asyncio
-
-        from zarr.core.sync import sync
+        from composer.zarr_chunks import chunk_io
 
         base = j * self.shard_size
         size = self.chunk_size
@@ -90,22 +88,14 @@ class ShardStore:
             for name, a in arrs.items():
                 a[base + first:base + stop] = arrays[name][first:stop]
             return
-        from zarr.core.buffer import default_buffer_prototype
-
-        proto = default_buffer_prototype()
         puts = []
         for name, a in arrs.items():
             cname, clevel, shuffle, typesize, blocksize = _blosc_settings(a)
             for c in range(first, stop, size):
                 chunk = np.ascontiguousarray(arrays[name][c:c + size], a.dtype)
                 frame = _blosc().compress(chunk, cname, clevel, shuffle, blocksize, typesize)
-                key = a.metadata.encode_chunk_key(((base + c) // size,) + (0,) * (a.ndim - 1))
-                puts.append((a.async_array.store_path / key, proto.buffer.from_bytes(frame)))
-
-        async def put_all():
-            await asyncio.gather(*(path.set(buf) for path, buf in puts))
-
-        sync(put_all())
+                puts.append((a, ((base + c) // size,) + (0,) * (a.ndim - 1), frame))
+        chunk_io(puts=puts)
 
     def write_shard(self, j: int, arrays: dict) -> None:
         """Every array of shard j, then done[j]."""
@@ -126,36 +116,25 @@ class ShardStore:
         are decompressed by Blosc straight into their arrays: zarr's general path decodes
         into a buffer and copies that into the result, which cost a third of the loader's
         time.  Anything else goes through zarr."""
-        import asyncio
-
-        from zarr.core.sync import sync  # zarr's own runner for its async API
+        from composer.zarr_chunks import chunk_io
 
         names = list(names or SAMPLE_ARRAYS)
         arrays = [self.group[n] for n in names]
         fast = length == self.chunk_size and all(int(s) % length == 0 for s in starts) \
             and all(_plain_blosc(a) for a in arrays)
-
-        async def gather():
-            if not fast:
-                return await asyncio.gather(*(a.async_array.getitem(slice(int(s), int(s) + length))
-                                              for s in starts for a in arrays))
-            from zarr.core.buffer import default_buffer_prototype
-            proto = default_buffer_prototype()
-            return await asyncio.gather(*((a.async_array.store_path / a.metadata.encode_chunk_key(
-                (int(s) // length,) + (0,) * (a.ndim - 1))).get(proto) for s in starts for a in arrays))
-
-        flat = sync(gather())
-        if fast:
-            decoded = []
-            for k, raw in enumerate(flat):
+        if not fast:
+            _, flat = chunk_io(reads=[(a, slice(int(s), int(s) + length)) for s in starts for a in arrays])
+        else:
+            raws, _ = chunk_io(gets=[(a, (int(s) // length,) + (0,) * (a.ndim - 1)) for s in starts for a in arrays])
+            flat = []
+            for k, raw in enumerate(raws):
                 a = arrays[k % len(arrays)]
                 out = np.empty(a.chunks, a.dtype)
                 if raw is None:  # never written: zarr's fill value
                     out.fill(a.fill_value)
                 else:
-                    _blosc().decompress(raw.as_numpy_array(), out)
-                decoded.append(out)
-            flat = decoded
+                    _blosc().decompress(raw, out)
+                flat.append(out)
         k = len(names)
         return [dict(zip(names, flat[i * k:(i + 1) * k])) for i in range(len(starts))]
 
