@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
@@ -31,6 +32,9 @@ SIZES = {
     "tiny": ("resnet18", 128, (640, 360)),
     "r50": ("resnet50", 256, (1280, 720)),
 }
+# tiny's heads are cut down for CPU budgets (the heads, not the backbone, dominate a step at
+# small inputs): 2 conv layers per mask head, a 512-wide box MLP, 128 sampled RoIs per image.
+HEADS = {"tiny": {"layers": 2, "box_rep": 512, "box_batch": 128}, "r50": {"layers": 4, "box_rep": 1024, "box_batch": 512}}
 DEFAULT_CLASSES = ("car", "van", "truck", "bus", "pedestrian")
 
 
@@ -54,13 +58,17 @@ class DAISnet(MaskRCNN):
         std = (list(IMAGENET_STD) if "rgb" in cfg["inputs"] else []) + [1.0] * (n_extra + int(cfg["depth_roi"]))
         w, h = cfg["input_size"]
         small = cfg["size"] == "tiny"
-        super().__init__(backbone, num_classes=len(cfg["classes"]) + 1, min_size=min(w, h), max_size=max(w, h),
+        hp = HEADS[cfg["size"]]
+        box_head = TwoMLPHead(backbone.out_channels * 7 * 7, hp["box_rep"])
+        super().__init__(backbone, num_classes=None, min_size=min(w, h), max_size=max(w, h),
                          image_mean=mean, image_std=std, _skip_resize=True,
                          rpn_pre_nms_top_n_train=1000 if small else 2000, rpn_post_nms_top_n_train=500 if small else 2000,
                          rpn_pre_nms_top_n_test=500 if small else 1000, rpn_post_nms_top_n_test=300 if small else 1000,
-                         box_batch_size_per_image=256 if small else 512)
+                         box_batch_size_per_image=hp["box_batch"], box_head=box_head,
+                         box_predictor=FastRCNNPredictor(hp["box_rep"], len(cfg["classes"]) + 1),
+                         mask_head=nn.Identity(), mask_predictor=nn.Identity())  # replaced below
         heads = AmodalMaskHeads(backbone.out_channels, len(cfg["classes"]) + 1, dim, cfg["depth_roi"],
-                                cfg["occlusion_edge"])
+                                cfg["occlusion_edge"], layers=hp["layers"])
         self.roi_heads = AmodalRoIHeads(self.roi_heads, heads)
         widen_first_conv(self.backbone.body, self.n_backbone)
 
