@@ -82,8 +82,9 @@ def _to(batch, device):
 
 
 def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False, progress: bool = True,
-          stop_after: int | None = None) -> dict:
-    """``stop_after``: end after that many steps of this call, as an interruption would (tests)."""
+          stop_after: int | None = None, minutes: float | None = None) -> dict:
+    """``stop_after``: end after that many steps of this call; ``minutes``: end (with a
+    checkpoint) once that much wall time has passed -- a fixed time budget per run."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
@@ -146,12 +147,16 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc=f"train amodal {cfg.model}",
                disable=not progress or rank, dynamic_ncols=True, file=sys.stderr)
     window, t_window, n_window, last_mean, start = [], time.perf_counter(), 0, math.inf, step
+    t_start = time.perf_counter()
     net.train()
     try:
         while step < cfg.steps:
             ds.set_epoch(epoch, consumed)
+            # Its own generator: a DataLoader draws a base seed when iterated, and drawing it
+            # from the global RNG would shift the RPN/RoI samplers' draws on --resume.
             loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader_workers,
-                                pin_memory=device.type == "cuda")
+                                pin_memory=device.type == "cuda",
+                                generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
             for raw in loader:
                 images, targets = _to(raw, device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -177,7 +182,9 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                                          f"{rate:.3f}"])
                         log.flush()
                     window, t_window, n_window, last_mean = [], time.perf_counter(), 0, float(mean[0])
-                if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+                stopping = (step >= cfg.steps or (stop_after is not None and step - start >= stop_after)
+                            or (minutes is not None and time.perf_counter() - t_start > 60 * minutes))
+                if rank == 0 and (step % cfg.ckpt_every == 0 or stopping):
                     if last_mean < best:
                         best = last_mean
                     state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
@@ -186,7 +193,7 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                     checkpoint.save(last, kind="amodal", model_config=mc, **state)
                     if best == last_mean:
                         checkpoint.save(out / "best.pt", kind="amodal", model_config=mc, **state)
-                if step >= cfg.steps or (stop_after is not None and step - start >= stop_after):
+                if stopping:
                     return {"steps": step, "best": best}
             epoch, consumed = epoch + 1, 0
     finally:
