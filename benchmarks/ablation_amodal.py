@@ -65,8 +65,8 @@ def main():
         table[name] = {"steps": result["steps"], **{k: v["stats"] for k, v in rep["results"].items()}}
         print(name, result["steps"], "steps, amodal AP", 100 * table[name]["amodal_segm"]["AP"], flush=True)
     (out / "ablation.json").write_text(json.dumps(table, indent=2))
-    lines = [f"Tiny model, random init, {a.minutes:g} min of training per row at {a.size}, batch {a.batch}; "
-             f"train {' '.join(a.train)}; test {' '.join(a.test)}.", "",
+    lines = [(f"Tiny model, random init, {a.minutes:g} min of training per row at {a.size}, batch {a.batch}; "
+              f"train {' '.join(a.train)}; test {' '.join(a.test)}."), "",
              "| row | steps | amodal " + " | ".join(COLS) + " | visible AP | occl<0.5 AP |",
              "|---|---:|" + "---:|" * (len(COLS) + 2)]
     for name, r in table.items():

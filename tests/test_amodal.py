@@ -13,12 +13,18 @@ pytest.importorskip("pycocotools")
 pytest.importorskip("bpy")
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
-from pipelines.cli import cli  # noqa: E402
-from trainer import checkpoint  # noqa: E402
-from trainer.amodal_coco import score_all  # noqa: E402
-from trainer.amodal_data import SampleConfig, class_labels, make_sample, open_stores, torch_dataset  # noqa: E402
-from trainer.amodal_model import build_amodal  # noqa: E402
-from trainer.amodal_train import AmodalTrainConfig, model_config, train  # noqa: E402
+from pipelines.cli import cli
+from trainer import checkpoint
+from trainer.amodal_coco import score_all
+from trainer.amodal_data import (
+    SampleConfig,
+    class_labels,
+    make_sample,
+    open_stores,
+    torch_dataset,
+)
+from trainer.amodal_model import build_amodal
+from trainer.amodal_train import AmodalTrainConfig, model_config, train
 
 CLASSES = ["car", "van", "truck", "bus", "pedestrian"]
 
@@ -96,12 +102,12 @@ def test_a_few_steps_lower_the_loss(store):
             return float(sum(model(images, targets).values()))
 
     before = loss_now()
-    for _ in range(3):
+    for _ in range(2):
         loss = sum(model(images, targets).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss_now() < 0.85 * before  # measured: 8.61 -> 6.08
+    assert loss_now() < 0.85 * before  # measured: 8.61 -> 6.61
 
 
 def test_resume_continues_exactly(store, full_run, tmp_path):

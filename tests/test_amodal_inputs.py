@@ -4,8 +4,16 @@ import math
 import numpy as np
 import pytest
 
-from trainer.amodal_inputs import (build_inputs, log_depth_standardised, occlusion_edges, regional_depth,
-                                   soft_floor, sobel_kernels, tangent_normals, true_normals)
+from trainer.amodal_inputs import (
+    build_inputs,
+    log_depth_standardised,
+    occlusion_edges,
+    regional_depth,
+    sobel_kernels,
+    soft_floor,
+    tangent_normals,
+    true_normals,
+)
 
 EQ22 = np.array([[-5, -4, 0, 4, 5],
                  [-8, -10, 0, 10, 8],

@@ -66,7 +66,13 @@ def evaluate(ckpt: str, scene_urls, out_dir: str, *, max_scenes: int = 200, degr
              overlays: int = 4, min_visible_area: int = 16, seed: int = 0, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from trainer.amodal_data import DataError, SampleConfig, class_labels, make_sample, open_stores
+    from trainer.amodal_data import (
+        DataError,
+        SampleConfig,
+        class_labels,
+        make_sample,
+        open_stores,
+    )
 
     model = load_model(ckpt)
     mc = model.cfg
@@ -113,9 +119,9 @@ def markdown(report: dict) -> str:
     res, mc = report["results"], report["model_config"]
     cols = STAT_NAMES[:9]
     lines = [f"# Amodal evaluation: {report['checkpoint']}", "",
-             f"{report['n_scenes']} scenes of {', '.join(report['scenes'])}; model {mc['size']}, inputs "
-             f"{'+'.join(mc['inputs'])}{', occlusion edge' if mc['occlusion_edge'] else ''}"
-             f"{', depth RoI pooling' if mc['depth_roi'] else ''}; depth degradation {report['depth_degrade']}.", "",
+             (f"{report['n_scenes']} scenes of {', '.join(report['scenes'])}; model {mc['size']}, inputs "
+              f"{'+'.join(mc['inputs'])}{', occlusion edge' if mc['occlusion_edge'] else ''}"
+              f"{', depth RoI pooling' if mc['depth_roi'] else ''}; depth degradation {report['depth_degrade']}."), "",
              "| task | GT | det | " + " | ".join(cols) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
     for name, r in res.items():
         lines.append(f"| {name} | {r['n_gt']} | {r['n_det']} | " + " | ".join(_pct(r["stats"][c]) for c in cols) + " |")
@@ -124,9 +130,9 @@ def markdown(report: dict) -> str:
     for name in ("amodal_segm", "visible_segm", "amodal_bbox", "visible_bbox"):
         pc = res[name]["per_class"]
         lines.append(f"| {name} | " + " | ".join(_pct(pc[c]) for c in mc["classes"]) + " |")
-    lines += ["", '-' = no ground truth of that kind (COCO's -1).  Stock pycocotools COCOeval; visible tasks count instances "
-              f"with >= {report['min_visible_area']} visible pixels; occluded-only rows treat the other instances "
-              "as iscrowd regions.", ""]
+    lines += ["", ("'-' = no ground truth of that kind (COCO's -1).  Stock pycocotools COCOeval; visible tasks count "
+                   f"instances with >= {report['min_visible_area']} visible pixels; occluded-only rows treat the "
+                   "other instances as iscrowd regions."), ""]
     return "\n".join(lines)
 
 

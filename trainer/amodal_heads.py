@@ -24,7 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss, project_masks_on_boxes
+from torchvision.models.detection.roi_heads import (
+    RoIHeads,
+    fastrcnn_loss,
+    project_masks_on_boxes,
+)
 from torchvision.ops import roi_align
 
 

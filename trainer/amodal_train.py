@@ -113,7 +113,7 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     world, rank = ds.world, ds.rank
     if world > 1:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     try:
         model = build_amodal(init=cfg.init, **mc).to(device)
@@ -184,9 +184,12 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                     window, t_window, n_window, last_mean = [], time.perf_counter(), 0, float(mean[0])
                 stopping = (step >= cfg.steps or (stop_after is not None and step - start >= stop_after)
                             or (minutes is not None and time.perf_counter() - t_start > 60 * minutes))
+                if world > 1 and minutes is not None:  # every rank stops at the same step
+                    flag = torch.tensor([int(stopping)], device=device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    stopping = bool(flag.item())
                 if rank == 0 and (step % cfg.ckpt_every == 0 or stopping):
-                    if last_mean < best:
-                        best = last_mean
+                    best = min(best, last_mean)
                     state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                  step=step, epoch=epoch, consumed=consumed, best=best, rng=torch.get_rng_state(),
                                  config=_plain(asdict(cfg)))
