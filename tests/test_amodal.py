@@ -13,18 +13,18 @@ pytest.importorskip("pycocotools")
 pytest.importorskip("bpy")
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
-from pipelines.cli import cli
-from trainer import checkpoint
-from trainer.amodal_coco import score_all
-from trainer.amodal_data import (
+from pipelines.cli import cli  # noqa: E402
+from trainer import checkpoint  # noqa: E402
+from trainer.amodal_coco import score_all  # noqa: E402
+from trainer.amodal_data import (  # noqa: E402
     SampleConfig,
     class_labels,
     make_sample,
     open_stores,
     torch_dataset,
 )
-from trainer.amodal_model import build_amodal
-from trainer.amodal_train import AmodalTrainConfig, model_config, train
+from trainer.amodal_model import build_amodal  # noqa: E402
+from trainer.amodal_train import AmodalTrainConfig, model_config, train  # noqa: E402
 
 CLASSES = ["car", "van", "truck", "bus", "pedestrian"]
 

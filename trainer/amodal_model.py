@@ -134,9 +134,8 @@ def load_init(model: DAISnet, path: str) -> list[str]:
     """Load a user's weights (a state dict, or an rgsd amodal checkpoint's): tensors whose
     shapes fit are copied, 3-channel first-conv weights are repeated (§3.5); the rest keep
     their random values.  Returns the names left at random."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
-        sd = sd["model"]
+    from trainer.checkpoint import read_weights
+    sd = read_weights(path, kind="amodal")  # an rgsd checkpoint, a state dict or .safetensors, never code
     own = model.state_dict()
     keep = {}
     for k, v in sd.items():

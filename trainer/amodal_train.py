@@ -117,6 +117,8 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     torch.manual_seed(cfg.seed)
     try:
         model = build_amodal(init=cfg.init, **mc).to(device)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"--init: {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainError(f"--init {cfg.init}: {str(exc).splitlines()[0][:160]}") from None
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
