@@ -69,10 +69,13 @@ def main():
               f"train {' '.join(a.train)}; test {' '.join(a.test)}."), "",
              "| row | steps | amodal " + " | ".join(COLS) + " | visible AP | occl<0.5 AP |",
              "|---|---:|" + "---:|" * (len(COLS) + 2)]
+    def pct(v):
+        return "-" if v < 0 else f"{100 * v:.2f}"
+
     for name, r in table.items():
         am = r["amodal_segm"]
-        lines.append(f"| {name} | {r['steps']} | " + " | ".join(f"{100 * am[c]:.2f}" for c in COLS)
-                     + f" | {100 * r['visible_segm']['AP']:.2f} | {100 * r['amodal_segm_occluded_lt0.5']['AP']:.2f} |")
+        lines.append(f"| {name} | {r['steps']} | " + " | ".join(pct(am[c]) for c in COLS)
+                     + f" | {pct(r['visible_segm']['AP'])} | {pct(r['amodal_segm_occluded_lt0.5']['AP'])} |")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
