@@ -61,9 +61,10 @@ def cli():
       gen import   turn your own RGB-D folders into a scene store (gen import rgbd)
       gen info     summarise a store
       gen preview  contact sheet of a store
-      gen train    train the layered depth refiner (gen train refiner)
-      gen eval     Table-1-style report of a refiner, order metrics (gen eval refiner|order)
+      gen train    train the layered depth refiner or the amodal model (gen train refiner|amodal)
+      gen eval     reports: refiner (Table 1), amodal (COCO AP/AR), order metrics (gen eval refiner|amodal|order)
       gen refine   refine a depth map along a mask with a trained refiner
+      gen segment  amodal instance segmentation of a photo with its depth map
       gen export   hand results to other tools: KINS / COCO / InstaOrder JSON, region
                    support, weights as safetensors (gen export kins|coco|...|weights)
     """
@@ -411,6 +412,17 @@ def _add_export_commands():
 
 
 _add_export_commands()
+
+
+def _add_amodal_commands():
+    # gen train amodal, gen eval amodal, gen segment live in pipelines/cli_amodal.py.
+    from pipelines import cli_amodal
+    train.add_command(cli_amodal.train_amodal)
+    eval_.add_command(cli_amodal.eval_amodal)
+    cli.add_command(cli_amodal.segment)
+
+
+_add_amodal_commands()
 
 
 @cli.command()
