@@ -29,7 +29,7 @@ H, W, KMAX, K = 720, 1280, 64, 24
 def fake_scenes(seed: int, n_distinct: int = 4) -> list[dict]:
     """A few distinct street-like scenes: road and sky, K box-shaped instances in depth
     order (nearer painted last), amodal = box, modal = what stays visible."""
-    from generator.annotations import boxes, depth_order, occlusion_matrix
+    from scenes.annotations import boxes, depth_order, occlusion_matrix
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_distinct):

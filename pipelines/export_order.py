@@ -13,7 +13,7 @@ Mapping from the store: ``occlusion[a, b]`` (a is visible inside b's amodal mask
 "a<b"; both directions give the bidirectional entry.  ``depth_order[a, b]`` = -1 gives
 "a<b", +1 "b<a", 0 "a=b".  Rendered stores call two instances equally far when their
 camera-space centre depths differ by at most max(0.5 m, 5 % of the nearer one)
-(generator/annotations.py ``depth_order``); imported RGB-D stores compare median depths.
+(scenes/annotations.py ``depth_order``); imported RGB-D stores compare median depths.
 "overlap" is whether either occludes the other (InstaOrder's overlap vs distinct pairs).
 "count" is the number of annotators InstaOrder needed for agreement; WHDR weighs a pair by
 2 / count, and rendered orders are exact, so every pair gets the minimum, 2 (weight 1).

@@ -20,7 +20,7 @@ FAKE = [
 
 
 def fake_scene():
-    from generator.annotations import boxes, depth_order, occlusion_matrix
+    from scenes.annotations import boxes, depth_order, occlusion_matrix
     k = len(FAKE)
     amodal = np.zeros((k, H, W), bool)
     for j, (_, (r0, r1), (c0, c1), _) in enumerate(FAKE):
