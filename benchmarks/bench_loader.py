@@ -91,7 +91,7 @@ def main() -> None:
     cfg = TrainConfig()
     gen = torch.Generator().manual_seed(0)
     times = []
-    for k in range(6):
+    for _ in range(6):
         t0 = time.perf_counter()
         b = prepare(batch, "cpu", gen)
         loss = step_loss(model, b, 2, gen)

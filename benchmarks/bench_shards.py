@@ -89,7 +89,7 @@ def main() -> None:
     print(f"profile of one shard in-process ({one:.2f} s, {args.shard_size / one:.0f} samples/s), top by own time:")
     stats = pstats.Stats(prof)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
-    for (file, line, fn), (_cc, _nc, tt, ct, _callers) in rows:
+    for (file, line, fn), (_cc, _nc, tt, _ct, _callers) in rows:
         print(f"  {tt / one * 100:5.1f} %  {fn} ({os.path.basename(file)}:{line})")
 
 

@@ -8,11 +8,15 @@ them (4 scenes) and refines one image, then prints the report and a hash of each
 (weights, log without the timing column, report.csv, improvement maps, refined PNG/NPY).
 About 1 CPU-minute.
 """
-import hashlib, sys, shutil
+import hashlib
+import shutil
+import sys
 from pathlib import Path
+
 import numpy as np
-from PIL import Image
 from click.testing import CliRunner
+from PIL import Image
+
 from pipelines.cli import cli
 
 out = Path(sys.argv[1]); shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
@@ -48,6 +52,7 @@ res["report.csv"] = hashlib.sha256((out / "rep/report.csv").read_bytes()).hexdig
 for f in sorted((out / "rep").glob("improvement_*.png")):
     res[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
 import cv2
+
 img = rng.integers(0, 255, (40, 56, 3), np.uint8); d = np.full((40, 56), 4000, np.uint16); d[10:30, 15:40] = 2000
 m = np.zeros((40, 56), np.uint8); m[12:28, 17:38] = 255
 for n, a in (("i.png", img), ("d.png", d), ("m.png", m)): cv2.imwrite(str(out / n), a)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes.annotations import boxes, depth_order
 from scenes import store as scene_store
+from scenes.annotations import boxes, depth_order
 from scenes.classes import CLASS_IDS
 
 MAX_INSTANCES = 64

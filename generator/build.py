@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bpy
 import numpy as np
-
-from pathlib import Path
 
 from generator import blender, blender_assets
 from scenes import annotations

@@ -5,7 +5,6 @@ import contextlib
 import os
 import sys
 
-
 # Frames at least this heavy (pixels x samples) render faster as fewer workers with more
 # Cycles threads; cheaper ones as one single-threaded worker per core.  Measured on either
 # side: tiny 160x90x2 = 29 k (2x1 wins by 1.2x), small 640x360x8 = 1.8 M (1x2 wins by 1.2x).

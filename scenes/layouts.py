@@ -192,10 +192,10 @@ def city(rng, cfg):
     for _ in range(integer(rng, c["vehicles"])):
         if rng.random() < 0.5:  # along the camera's street
             off = lane_offsets[int(rng.integers(len(lane_offsets)))]
-            pose = lambda off=off: (off, uniform(rng, (cam.position[1] + 6, arm)), 90.0 if off > 0 else 270.0)
+            pose = lambda off=off: (off, uniform(rng, (cam.position[1] + 6, arm)), 90.0 if off > 0 else 270.0)  # noqa: E731 - a draw per try
         else:
             off = lane_offsets[int(rng.integers(len(lane_offsets)))]
-            pose = lambda off=off: (uniform(rng, (-arm, arm)), off, 180.0 if off > 0 else 0.0)
+            pose = lambda off=off: (uniform(rng, (-arm, arm)), off, 180.0 if off > 0 else 0.0)  # noqa: E731
         p = _moving(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries), uniform(rng, c["vehicle_speed"]))
         if p:
             objects.append(p)

@@ -143,6 +143,7 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
            extra_attrs: dict | None = None) -> SceneStore:
     """Create an empty store for ``n`` scenes (driver only)."""
     import zarr
+
     from scenes.classes import CLASSES
 
     if exists(url):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from scenes import primitives as P
-from scenes.assets import (ASSETS, VEHICLES, crosswalk, ground, lane_markings, pedestrian_parts,
-                           road_surface, sidewalk)
+from scenes.assets import ASSETS, VEHICLES, crosswalk, ground, lane_markings, pedestrian_parts, road_surface, sidewalk
 from scenes.mesh import MATERIALS, Mesh
 
 SEEDS = range(20)

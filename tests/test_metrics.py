@@ -6,7 +6,6 @@ import pytest
 
 from trainer import metrics as M
 
-
 # --- align_scale_shift / rmse -------------------------------------------------------------
 
 def test_align_inverts_an_exact_affine_map():

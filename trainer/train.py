@@ -26,7 +26,6 @@ from trainer.contract import layered_forward, normalise_rgb
 from trainer.losses import refine_loss
 
 
-
 @dataclass
 class TrainConfig:
     model: str = "tiny"
