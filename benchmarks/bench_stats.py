@@ -63,7 +63,7 @@ def fake_tables(rng, b: int, kmax: int, w: int, h: int) -> dict:
 
 
 def write_store(url: str, n: int, w: int, h: int, kmax: int, seed: int = 0) -> float:
-    from scenes.spec import sample_scene
+    from scenes.sampling import sample_scene
     cfg = build_config("small", overrides=[f"render.width={w}", f"render.height={h}", f"scene.max_instances={kmax}",
                                            "scene.scenario=mix"])
     specs = [sample_scene(cfg, seed, i).to_json() for i in range(16)]

@@ -36,7 +36,8 @@ OCCLUDED_NUM, OCCLUDED_DEN = 3, 20  # 0.15 as a fraction: the test rate > 0.15 o
 SMALL, MEDIUM = 32 ** 2, 96 ** 2
 DIST_EDGES = [float(x) for x in range(0, 105, 5)]  # metres; one more bin for >= 100 m and one for NaN
 DEGREE_MAX = 10  # last degree bin is ">= 10"
-USABLE_PX = 100  # instances with >= 100 visible pixels: what a detector can learn from
+USABLE_PX = 100  # instances with >= 100 visible pixels at 640x360 (issue 16): what a detector can learn from
+USABLE_AT = 640 * 360
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 DARK = 0.12  # issue 16's "unusably dark" frame
 BRIGHT_EDGES = [round(0.05 * i, 2) for i in range(21)]
@@ -52,7 +53,8 @@ DEFINITIONS = {
     "coco_sizes": f"small < {SMALL} px, medium < {MEDIUM} px, large >= {MEDIUM} px (areas in store pixels)",
     "occluded_by_degree": "number of instances a with occlusion[a, b] for instance b",
     "occluder_degree": "number of instances b with occlusion[a, b] for instance a",
-    "usable": f"instance with modal_area >= {USABLE_PX} px",
+    "usable": f"instance with >= {USABLE_PX} visible px at 640x360: modal_area >= ceil({USABLE_PX} W H / (640 360)) "
+              "in store pixels",
     "brightness": "mean Rec. 709 luma of the stored sRGB values in [0, 1]",
 }
 
@@ -105,6 +107,7 @@ class Accumulator:
         self.occluded_by = np.zeros(DEGREE_MAX + 1, np.int64)
         self.occluder = np.zeros(DEGREE_MAX + 1, np.int64)
         self.pairs = 0
+        self.usable_px = max(1, math.ceil(USABLE_PX * self.w * self.h / USABLE_AT))
 
     def add(self, t: dict, done: np.ndarray) -> None:
         """One block: ``t`` maps TABLE_NAMES to arrays with the block's scenes first."""
@@ -116,7 +119,7 @@ class Accumulator:
         modal = t["modal_area"].astype(np.int64)[valid]
         amodal = t["amodal_area"].astype(np.int64)[valid]
         visible, hidden = modal > 0, modal == 0
-        usable = modal >= USABLE_PX
+        usable = modal >= self.usable_px
         # rate in tenths, exact on integers: floor(10 * (amodal - modal) / amodal), 1.0 in the last bin
         a = np.maximum(amodal, 1)
         tenth = np.minimum((10 * (amodal - modal)) // a, 9)
@@ -181,7 +184,7 @@ class Accumulator:
             } for i in used}
         counts = np.arange(self.kmax + 1)
         return {
-            "images": self.images,
+            "images": self.images, "usable_min_px": self.usable_px,
             "instances": total, "visible_instances": vis, "usable_instances": int(self.cls_usable.sum()),
             "instances_per_image": total / n, "visible_per_image": vis / n,
             "usable_per_image": int(self.cls_usable.sum()) / n,

@@ -77,7 +77,7 @@ def markdown(summaries: list[dict], labels: list[str]) -> str:
         ("images", lambda s, d: s["tables"]["images"], None, False),
         ("instances per image (all, hidden included)", lambda s, d: s["tables"]["instances_per_image"], None, False),
         ("visible instances per image", lambda s, d: s["tables"]["visible_per_image"], None, False),
-        ("usable instances per image (≥ 100 visible px)", lambda s, d: s["tables"]["usable_per_image"], None, False),
+        ("usable instances per image (≥ 100 visible px at 640×360)", lambda s, d: s["tables"]["usable_per_image"], None, False),
         ("visible road users per image (vehicles + pedestrians)", lambda s, d: d["road_users_visible_per_image"],
          "road_users_visible_per_image", False),
         ("car share of visible road users", lambda s, d: d["car_share_of_visible_road_users"],

@@ -93,6 +93,7 @@ def test_counts_and_shares_match_hand_values(report):
     t = s["tables"]
     assert (s["done"], s["scenes"], t["images"]) == (3, 4, 3)
     assert (t["instances"], t["visible_instances"], t["usable_instances"]) == (5, 4, 4)
+    assert t["usable_min_px"] == 6  # 100 px at 640x360 is 5.56 px at 128x100
     assert t["per_image_histogram"] == [1, 0, 1, 1]  # scenes with 0, 1, 2, 3 instances
     assert t["visible_per_image_histogram"] == [1, 0, 2]
     assert t["instances_per_image"] == pytest.approx(5 / 3)
