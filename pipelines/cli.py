@@ -61,6 +61,7 @@ def cli():
       gen import   turn your own RGB-D folders into a scene store (gen import rgbd)
       gen info     summarise a store
       gen preview  contact sheet of a store
+      gen stats    dataset statistics of scene stores (JSON, Markdown, plots; KINS beside)
       gen train    train the layered depth refiner or the amodal model (gen train refiner|amodal)
       gen eval     reports: refiner (Table 1), amodal (COCO AP/AR), order metrics (gen eval refiner|amodal|order)
       gen refine   refine a depth map along a mask with a trained refiner
@@ -423,6 +424,14 @@ def _add_amodal_commands():
 
 
 _add_amodal_commands()
+
+
+def _add_stats_command():
+    from pipelines import cli_stats  # gen stats lives in pipelines/cli_stats.py
+    cli.add_command(cli_stats.stats)
+
+
+_add_stats_command()
 
 
 @cli.command()

@@ -65,6 +65,15 @@ DEFAULTS: dict = {
         "cutout_probability": 0.5,  # chance a pedestrian is a 2D cutout (when cutouts exist)
         "index": [],  # filled by the driver from a scan of dir; part of the config for resume
     },
+    # Issue 16's variety knobs.  variety.enabled=false switches every one off and reproduces
+    # the scenes of before byte for byte (same seed); each knob also switches off alone.
+    "variety": {"enabled": True},
+    "people": {
+        "natural": True,  # arms hang 5-15° (standing/walking); false: every figure gap-rich as before
+        "gap_rich_fraction": 0.15,  # with natural: share of figures in the gap-rich poses (arms 5-35°, 10 % raised)
+        "child_fraction": 0.1,  # children 1.0-1.45 m (adults 1.5-1.95 m); 0 = none
+        "group_fraction": 0.2,  # street and sidewalk figures joined by 1-2 walking beside them; 0 = none
+    },
     "lighting": {
         "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
         "sun_strength": [2.0, 5.0], "sun_angle_deg": [0.5, 3.0],
@@ -204,6 +213,9 @@ def validate(cfg: dict) -> None:
     for key in ("probability", "cutout_probability"):
         if not 0.0 <= a[key] <= 1.0:
             raise ConfigError(f"assets.{key} must be between 0 and 1")
+    for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
+        if not 0.0 <= cfg["people"][key] <= 1.0:
+            raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:

@@ -12,7 +12,7 @@ import numpy as np
 from scenes.draws import integer, uniform
 from scenes.placement import Ground, footprint
 from scenes.spec import Camera, Placed
-from scenes.user_assets import sample_params, size_of
+from scenes.user_assets import people_options, sample_params, size_of
 
 VEHICLES = ("car", "van", "truck", "bus")
 
@@ -33,6 +33,26 @@ def _place(ground: Ground, rng, cfg, kind: str, pose, tries: int, params=None, m
         return None
     x, y, yaw = spot
     return Placed(kind, params, [float(x), float(y), 0.0], float(yaw % 360.0))
+
+
+def _companions(ground: Ground, rng, cfg, lead: Placed | None, most: int) -> list[Placed]:
+    """With probability ``people.group_fraction``, up to 2 (and ``most``) more figures side
+    by side with ``lead``, facing its way: people walking together, counted in the scene's
+    pedestrian budget so the class mix stays.  Draws nothing when the knob is off."""
+    opts = people_options(cfg)
+    if lead is None or most <= 0 or not opts or opts["group_fraction"] <= 0 or rng.random() >= opts["group_fraction"]:
+        return []
+    a = math.radians(lead.yaw_deg)
+    left = (-math.sin(a), math.cos(a))
+    out = []
+    for j in range(min(integer(rng, (1, 2)), most)):
+        gap = (j // 2 + 1) * uniform(rng, (0.6, 0.85)) * (1 if j % 2 == 0 else -1)
+        x, y = lead.position[0] + gap * left[0], lead.position[1] + gap * left[1]
+        p = _place(ground, rng, cfg, "pedestrian", lambda x=x, y=y: (
+            x + rng.normal(0, 0.05), y + rng.normal(0, 0.05), lead.yaw_deg + rng.normal(0, 4)), 3, margin=0.02)
+        if p:
+            out.append(p)
+    return out
 
 
 def _moving(p: Placed | None, speed: float) -> Placed | None:
@@ -139,12 +159,17 @@ def street(rng, cfg):
     vehicles = [v for v in vehicles if v]
     objects += vehicles
     n_ped = int(rng.poisson(c["pedestrians_per_vehicle"] * max(len(vehicles), 1)))
-    for _ in range(n_ped):
+    k = 0
+    while k < n_ped:
+        k += 1
         p = _place(ground, rng, cfg, "pedestrian", lambda: (
             uniform(rng, c["pedestrian_lateral"]), cy + uniform(rng, c["pedestrian_ahead"]),
             uniform(rng, (0, 360))), tries, margin=0.05)
         if p:
             objects.append(p)
+            group = _companions(ground, rng, cfg, p, n_ped - k)
+            objects += group
+            k += len(group)
     cam.velocity = _heading_velocity(cam, uniform(rng, c["camera_speed"]))
     walk = [(-(rw / 2 + sw) + 0.4, -rw / 2 - 0.3, 90.0), (rw / 2 + 0.3, rw / 2 + sw - 0.4, 270.0)]
     _furniture(rng, cfg, ground, objects, integer(rng, c["furniture"]), walk, (y0, y1), tries)
@@ -209,12 +234,17 @@ def city(rng, cfg):
                                                            uniform(rng, (0, 360))), tries, margin=0.05)
             if p:
                 objects.append(p)
-    for _ in range(integer(rng, c["pedestrians"])):
+    n_ped, k = integer(rng, c["pedestrians"]), 0
+    while k < n_ped:
+        k += 1
         x0, x1, _ = walk_x[int(rng.integers(2))]
         p = _place(ground, rng, cfg, "pedestrian", lambda: (uniform(rng, (x0, x1)), uniform(rng, (-arm, arm)),
                                                        uniform(rng, (0, 360))), tries, margin=0.05)
         if p:
             objects.append(p)
+            group = _companions(ground, rng, cfg, p, n_ped - k)
+            objects += group
+            k += len(group)
     _furniture(rng, cfg, ground, objects, integer(rng, c["furniture"]), walk_x, (-arm, arm), tries)
     _trees(rng, cfg, ground, objects, integer(rng, c["trees"]), walk_x, (-arm, arm), tries)
     return cam, objects

@@ -1,8 +1,12 @@
 """Articulated pedestrians: forward kinematics over a simple skeleton, limbs as capsules.
 
-The figure faces +X with +Y to its left.  Arms are abducted and legs slightly splayed
-on purpose: the see-through gaps between limbs and body are training signal for depth
-refinement, so poses never press arms against the torso.
+The figure faces +X with +Y to its left.  Two arm samplers: *natural* (arms hang 5-15°
+from the body, as real standing and walking people's do; issue 16) and *gap-rich* (arms
+abducted 5-35°, 10 % raised up to 170°: the see-through gaps between limbs and body are
+training signal for depth refinement).  Even natural poses never press arms against the
+torso (the torso stays inside the shoulder joints).  ``opts`` (the config's ``people``
+table) picks the mix and adds children; without it the sampler draws exactly the random
+numbers it drew before issue 16, so old scenes reproduce byte for byte.
 """
 from __future__ import annotations
 
@@ -27,16 +31,23 @@ def _jitter(rng, c, s=0.1):
     return [float(x) for x in np.clip(np.asarray(c) * np.exp(rng.normal(0, s, 3)), 0.003, 0.95)]
 
 
-def sample_pedestrian(rng: np.random.Generator) -> dict:
-    h = rng.uniform(1.5, 1.95)
+def sample_pedestrian(rng: np.random.Generator, opts: dict | None = None) -> dict:
+    """Params of one figure.  ``opts``: ``natural`` (bool: natural arms unless the figure
+    is drawn gap-rich, with probability ``gap_rich_fraction``), ``child_fraction``.  Each
+    knob draws random numbers only when it is on."""
+    o = opts or {}
+    child = o.get("child_fraction", 0.0) > 0 and rng.uniform() < o["child_fraction"]
+    gap_rich = not o.get("natural", False) or rng.uniform() < o.get("gap_rich_fraction", 0.0)
+    h = rng.uniform(1.0, 1.45) if child else rng.uniform(1.5, 1.95)
     t = rng.uniform(0, 2)
     i = min(int(t), 1)
     skin = np.exp(np.log(_SKIN[i]) * (1 - (t - i)) + np.log(_SKIN[i + 1]) * (t - i))
     shirt = str(rng.choice(list(_CLOTH)))
     trousers = str(rng.choice([c for c in _TROUSERS if c != shirt]))
-    pose = str(rng.choice(["standing", "walking", "raised"], p=[0.3, 0.6, 0.1]))
+    pose = str(rng.choice(["standing", "walking", "raised"], p=[0.3, 0.6, 0.1] if gap_rich else [0.35, 0.65, 0.0]))
+    head = (0.074, 0.082) if child else (0.06, 0.066)  # a child's head is a larger share of its height
     p = dict(height=h, shoulder_width=h * rng.uniform(0.2, 0.245), hip_width=h * rng.uniform(0.1, 0.12),
-             girth=rng.uniform(0.85, 1.3), head_radius=h * rng.uniform(0.06, 0.066),
+             girth=rng.uniform(0.85, 1.3), head_radius=h * rng.uniform(*head),
              skin=_jitter(rng, skin, 0.05), hair_color=_jitter(rng, _HAIR[str(rng.choice(list(_HAIR)))]),
              hair_style=str(rng.choice(["short", "long", "bald"], p=[0.6, 0.3, 0.1])),
              shirt=_jitter(rng, _CLOTH[shirt]), trousers=_jitter(rng, _CLOTH[trousers]),
@@ -52,8 +63,8 @@ def sample_pedestrian(rng: np.random.Generator) -> dict:
         hip = np.array([amp, -amp]) + rng.normal(0, 2, 2)
         knee = rng.uniform(5, 15, 2) + np.maximum(0, -hip) * rng.uniform(0.3, 0.9)
         swing = -hip * rng.uniform(0.5, 1.0)
-    abduct = rng.uniform(5, 35, 2)
-    elbow = rng.uniform(5, 40, 2)
+    abduct = rng.uniform(5, 35, 2) if gap_rich else rng.uniform(5, 15, 2)
+    elbow = rng.uniform(5, 40, 2) if gap_rich else rng.uniform(5, 25, 2)
     if pose == "raised":
         which = [0, 1] if rng.uniform() < 0.3 else [int(rng.integers(2))]
         for k in which:
@@ -65,6 +76,10 @@ def sample_pedestrian(rng: np.random.Generator) -> dict:
     for name, v in (("hip_flex", hip), ("knee", knee), ("shoulder_flex", swing), ("abduct", abduct),
                     ("elbow", elbow)):
         p[name + "_l"], p[name + "_r"] = float(v[0]), float(v[1])
+    if o.get("natural", False):  # recorded only where a knob acted: old specs keep their bytes
+        p["arms"] = "gap_rich" if gap_rich else "natural"
+    if o.get("child_fraction", 0.0) > 0:
+        p["child"] = bool(child)
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in p.items()}
 
 

@@ -43,6 +43,7 @@ PER_SCENE = {
     "done": ((), "bool", False),
 }
 ANNOTATIONS = [k for k in PER_SCENE if k not in ("spec", "done")]
+PIXEL_ARRAYS = ["rgb", "depth", "instance", "semantic", "normals", "amodal"]
 
 
 class StoreError(ValueError):
@@ -84,6 +85,16 @@ class SceneStore:
 
     def spec(self, i: int) -> str:
         return str(self.group["spec"][i])
+
+    def table(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Scenes ``start..stop-1`` of one table (``num_instances``, a per-instance array such
+        as ``modal_area`` or ``occlusion``, or ``done``) as one array, scene first: a bulk read
+        for readers that stream a whole store (``gen stats``).  Rows of scenes not done hold
+        fill values or stale data; mask them with ``done()``.  Per-pixel arrays are refused
+        (read them scene by scene with :meth:`read_scene`)."""
+        if name not in PER_SCENE or name in PIXEL_ARRAYS or name == "spec":
+            raise StoreError(f"table() reads num_instances, done and the per-instance tables, not '{name}'")
+        return self.group[name][start:stop]
 
     def read_scene(self, i: int, names=None) -> dict:
         names = names or ANNOTATIONS

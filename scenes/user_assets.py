@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes import people
 from scenes.assets import ASSETS
 from scenes.mesh import Mesh
 
@@ -36,7 +37,17 @@ def sample_params(rng: np.random.Generator, kind: str, cfg: dict) -> dict:
     if models and (a["mode"] == "replace" or rng.random() < a["probability"]):
         m = models[int(rng.integers(len(models)))]
         return {"user_asset": m["path"], "asset_size": list(m["size"])}
+    if kind == "pedestrian":
+        return people.sample_pedestrian(rng, people_options(cfg))
     return ASSETS[kind].sample(rng)
+
+
+def people_options(cfg: dict) -> dict | None:
+    """The ``people`` knobs in force, or None (the sampler of before issue 16) when
+    ``variety.enabled`` is false or the config predates them."""
+    if not (cfg.get("variety") or {}).get("enabled", False):
+        return None
+    return cfg.get("people")
 
 
 def size_of(kind: str, params: dict) -> tuple[float, float, float]:
