@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes import safety
 from scenes import store as scene_store
 from scenes.annotations import boxes, depth_order
 from scenes.classes import CLASS_IDS
@@ -279,8 +280,7 @@ def import_rgbd(src_dir, out_url: str, *, overwrite: bool = False, depth_scale: 
     src = Path(src_dir)
     pairs = pair_files(src)
     # Checked before the first pass so a mistyped --out costs no reading.
-    if scene_store.exists(out_url) and not overwrite:
-        raise RGBDImportError(f"{out_url} already exists (use --overwrite to replace it)")
+    safety.check_replaceable(out_url, overwrite, hint="")
     # Headers only: a resolution mismatch is found before anything is written.
     w, h = image_size(pairs[0][1])
     _check_sizes(pairs, (w, h), pairs[0][1])
@@ -293,7 +293,7 @@ def import_rgbd(src_dir, out_url: str, *, overwrite: bool = False, depth_scale: 
     extra = {"imported": {"kind": "rgbd", "source": str(src.resolve()), "scenes": len(pairs),
                           "with_instance_masks": has_inst, "notes": NOTES}}
     st = scene_store.create(out_url, len(pairs), cfg, 0, approximate_intrinsics(w, h),
-                            overwrite=overwrite, extra_attrs=extra)
+                            overwrite=overwrite, extra_attrs=extra, hint="")
     dropped = 0
     try:
         with tqdm(total=len(pairs), unit="scene", desc="import", file=sys.stderr, delay=1.0,

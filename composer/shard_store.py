@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from composer.depth_space import DEPTH_SCALE, FORMULA
-from scenes.store import StoreError, exists, open_group_of_kind, remove, software_versions  # noqa: F401
+from scenes import safety
+from scenes.store import ChunkError, StoreError, exists, new_group, open_group_of_kind, remove, software_versions  # noqa: F401
 
 KIND = "rgsd.shards"
 FORMAT_VERSION = 1
@@ -66,7 +67,10 @@ class ShardStore:
         return int(self.group["mask"].shape[0])
 
     def done(self) -> np.ndarray:
-        return self.group["done"][:]
+        try:
+            return self.group["done"][:]
+        except Exception as exc:  # noqa: BLE001 - a damaged chunk of the flags themselves
+            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)})") from None
 
     def is_done(self, j: int) -> bool:
         return bool(self.group["done"][j])
@@ -85,8 +89,8 @@ class ShardStore:
         size = self.chunk_size
         arrs = {name: self.group[name] for name in SAMPLE_ARRAYS}
         if first % size or (stop - first) % size or not all(_plain_blosc(a) for a in arrs.values()):
-            for name, a in arrs.items():
-                a[base + first:base + stop] = arrays[name][first:stop]
+            for name, a in arrs.items():  # every chunk stored, fill-valued ones too: missing = damage
+                a.with_config({"write_empty_chunks": True})[base + first:base + stop] = arrays[name][first:stop]
             return
         puts = []
         for name, a in arrs.items():
@@ -94,6 +98,8 @@ class ShardStore:
             for c in range(first, stop, size):
                 chunk = np.ascontiguousarray(arrays[name][c:c + size], a.dtype)
                 frame = _blosc().compress(chunk, cname, clevel, shuffle, blocksize, typesize)
+                if _has_crc(a):
+                    frame += safety.crc32c(frame)
                 puts.append((a, ((base + c) // size,) + (0,) * (a.ndim - 1), frame))
         chunk_io(puts=puts)
 
@@ -106,8 +112,29 @@ class ShardStore:
         self.group["done"][j] = True
 
     def read(self, start: int, stop: int, names=None) -> dict:
-        """A contiguous block of samples: one read per array."""
-        return {n: self.group[n][start:stop] for n in (names or SAMPLE_ARRAYS)}
+        """A contiguous block of samples: one read per array.  A chunk of a done shard that
+        is missing or fails its checksum is a ChunkError naming the array and shard."""
+        out = {}
+        names = list(names or SAMPLE_ARRAYS)
+        for n in names:
+            try:
+                out[n] = self.group[n][start:stop]
+            except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+                raise ChunkError(f"{self.url}: array '{n}' of samples {start}..{stop - 1} (shard "
+                                 f"{start // self.shard_size}) is damaged ({safety.describe(exc)}); "
+                                 f"see gen verify {self.url}") from None
+        if safety.checked(self.group) and stop > start:
+            size, done = self.chunk_size, self.done()
+            for c in range(start // size, (stop - 1) // size + 1):
+                if done[c * size // self.shard_size]:
+                    self._check_present(names, c)
+        return out
+
+    def _check_present(self, names, c: int) -> None:
+        gone = safety.missing_chunks(self.group, names, {n: (c,) + (0,) * len(ARRAYS[n][0]) for n in names})
+        if gone:
+            raise ChunkError(f"{self.url}: array '{gone[0]}' of shard {c * self.chunk_size // self.shard_size} "
+                             f"has no stored chunk {c} although the shard is done; see gen verify {self.url}")
 
     def read_blocks(self, starts, length: int, names=None) -> list[dict]:
         """Several contiguous blocks (``starts[i]`` .. ``+ length``) of every named array,
@@ -122,21 +149,41 @@ class ShardStore:
         arrays = [self.group[n] for n in names]
         fast = length == self.chunk_size and all(int(s) % length == 0 for s in starts) \
             and all(_plain_blosc(a) for a in arrays)
-        if not fast:
-            _, flat = chunk_io(reads=[(a, slice(int(s), int(s) + length)) for s in starts for a in arrays])
-        else:
-            raws, _ = chunk_io(gets=[(a, (int(s) // length,) + (0,) * (a.ndim - 1)) for s in starts for a in arrays])
+        try:
+            if not fast:
+                _, flat = chunk_io(reads=[(a, slice(int(s), int(s) + length)) for s in starts for a in arrays])
+            else:
+                raws, _ = chunk_io(gets=[(a, (int(s) // length,) + (0,) * (a.ndim - 1)) for s in starts for a in arrays])
+        except Exception as exc:  # noqa: BLE001 - zarr's own path: a failed checksum or decode
+            raise ChunkError(f"{self.url}: a chunk of samples {[int(s) for s in starts][:4]} is damaged "
+                             f"({safety.describe(exc)}); see gen verify {self.url}") from None
+        if fast:
             flat = []
             for k, raw in enumerate(raws):
                 a = arrays[k % len(arrays)]
                 out = np.empty(a.chunks, a.dtype)
-                if raw is None:  # never written: zarr's fill value
+                start = int(starts[k // len(arrays)])
+                if raw is None:  # never written: zarr's fill value, unless the shard is done
+                    if self.is_done(start // self.shard_size):
+                        self._check_present([names[k % len(arrays)]], start // length)
                     out.fill(a.fill_value)
                 else:
-                    _blosc().decompress(raw, out)
+                    self._decode_into(raw, out, a, names[k % len(arrays)], start)
                 flat.append(out)
         k = len(names)
         return [dict(zip(names, flat[i * k:(i + 1) * k])) for i in range(len(starts))]
+
+    def _decode_into(self, raw: np.ndarray, out: np.ndarray, array, name: str, start: int) -> None:
+        if _has_crc(array):
+            if len(raw) < 4 or safety.crc32c(raw[:-4]) != raw[-4:].tobytes():
+                raise ChunkError(f"{self.url}: array '{name}' of shard {start // self.shard_size} (samples from "
+                                 f"{start}) is damaged (checksum mismatch); see gen verify {self.url}")
+            raw = raw[:-4]
+        try:
+            _blosc().decompress(raw, out)
+        except Exception as exc:  # noqa: BLE001 - stores without checksums: a truncated frame
+            raise ChunkError(f"{self.url}: array '{name}' of shard {start // self.shard_size} (samples from "
+                             f"{start}) is damaged ({safety.describe(exc)}); see gen verify {self.url}") from None
 
     @property
     def chunk_size(self) -> int:
@@ -167,34 +214,39 @@ def _plain_blosc(array) -> bool:
     from zarr.codecs import BloscCodec, BytesCodec
 
     codecs = array.metadata.codecs
-    return (sys.byteorder == "little" and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
-            and isinstance(codecs[1], BloscCodec) and array.metadata.chunk_grid.chunk_shape == array.chunks)
+    return (sys.byteorder == "little" and len(codecs) in (2, 3) and isinstance(codecs[0], BytesCodec)
+            and isinstance(codecs[1], BloscCodec) and (len(codecs) == 2 or _has_crc(array))
+            and array.metadata.chunk_grid.chunk_shape == array.chunks)
+
+
+def _has_crc(array) -> bool:
+    """The codec chain ends in zarr's crc32c (4 little-endian bytes after the Blosc frame)."""
+    from zarr.codecs import Crc32cCodec
+    return isinstance(array.metadata.codecs[-1], Crc32cCodec)
 
 
 def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sources: list[str], seed: int,
            overwrite: bool = False, chunk_size: int = 32) -> ShardStore:
     import zarr
 
-    if exists(url):
-        if not overwrite:
-            raise StoreError(f"{url} already exists (use --overwrite to replace it or --resume to continue it)")
-        remove(url)
     chunk_size = min(chunk_size, shard_size)
     if shard_size % chunk_size:
         raise StoreError(f"shard size {shard_size} must be a multiple of the chunk size {chunk_size}")
+    safety.prepare_output(url, overwrite)
     n = n_shards * shard_size
     sizes = {"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4}
-    g = zarr.open_group(url, mode="w", zarr_format=3)
+    g = new_group(url, KIND)
     for name, (dims, dtype, fill) in ARRAYS.items():
         shape = (n,) + tuple(sizes[d] for d in dims)
         g.create_array(name, shape=shape, dtype=dtype, fill_value=fill, dimension_names=("sample",) + dims,
                        chunks=(chunk_size,) + shape[1:],
-                       compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
+                       compressors=safety.codecs(zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")))
     g.create_array("done", shape=(n_shards,), dtype="bool", fill_value=False, chunks=(1,),
-                   dimension_names=("shard",))
+                   dimension_names=("shard",), compressors=safety.codecs(zarr.codecs.ZstdCodec(level=0)))
     g.attrs.update({
         "kind": KIND, "format_version": FORMAT_VERSION, "patch": patch, "shard_size": shard_size,
         "chunk_size": chunk_size, "n_shards": n_shards, "seed": int(seed), "config": cfg,
+        "integrity": safety.INTEGRITY,
         "sources": list(sources), "mask_kinds": list(MASK_KINDS),
         "depth_space": {"kind": "inverse", "scale": DEPTH_SCALE, "near_m": cfg["near_m"], "formula": FORMULA},
         "roles": ["D1/I1 (inside the mask)", "D2/I2 (outside)", "mask"],

@@ -95,6 +95,13 @@ def _select_device(wanted: str) -> str:
     return "CPU"
 
 
+def gpu_kind() -> str | None:
+    """The Cycles GPU backend this machine offers (OPTIX, CUDA, ...), or None."""
+    with mute_stdout():
+        kind = _select_device("auto")
+    return None if kind == "CPU" else kind
+
+
 def scratch_dir() -> str:
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     import tempfile

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import click
 
+from pipelines.cluster import ClusterError
+from pipelines.cli_checks import (MAX_SAMPLES, MAX_SCENES, OneLineErrors, UserError, _checkpoint_errors,
+                                  _new_file, _not_onto_inputs, _one_line, _store_errors)
 from scenes.config import SCENARIOS, ConfigError
-
-
-class UserError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"error: {self.message}", err=True)
 
 
 def needs(*dists: str):
@@ -45,7 +41,7 @@ class Command(click.Command):
         return super().invoke(ctx)
 
 
-class Group(click.Group):
+class Group(OneLineErrors):
     command_class = Command
     group_class = type  # subgroups make Commands too
 
@@ -154,6 +150,9 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
             require("bpy", "gen scenes")
         except MissingDependency as exc:
             raise UserError(str(exc)) from None
+    if n > MAX_SCENES:
+        raise UserError(f"--n {n} is more scenes than one store holds (at most {MAX_SCENES:,}); split the run")
+    _not_onto_inputs(out, [*config_files, assets_dir])
     extra = list(overrides)
     if scenario:
         extra.insert(0, f"scene.scenario={scenario}")
@@ -170,8 +169,8 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
         indices = _index_list(only) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
                               cluster=cluster)
-    except (ConfigError, scenes_run.RunError) as exc:
-        raise UserError(str(exc)) from None
+    except (ConfigError, scenes_run.RunError, ClusterError, *_store_errors()) as exc:
+        raise UserError(_one_line(exc)) from None
     sys.exit(code)
 
 
@@ -209,6 +208,9 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
     from pipelines import shards_run
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other")
+    if samples > MAX_SAMPLES:
+        raise UserError(f"--samples {samples} is more than one shard store holds (at most {MAX_SAMPLES:,})")
+    _not_onto_inputs(out, sources)
     over = {"shard_size": shard_size}
     if mask_mix:
         try:
@@ -219,8 +221,8 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
         cfg = shards_run.shard_config(patch, over)
         code = shards_run.run(out, list(sources), samples=samples, cfg=cfg, seed=seed, overwrite=overwrite,
                               resume=resume, workers=workers, scheduler=scheduler)
-    except shards_run.RunError as exc:
-        raise UserError(str(exc)) from None
+    except (shards_run.RunError, ClusterError, *_store_errors()) as exc:
+        raise UserError(_one_line(exc)) from None
     sys.exit(code)
 
 
@@ -260,11 +262,12 @@ def rgbd(src, out, overwrite, depth_scale, depth_kind, sky_value):
     from composer.rgbd_import import RGBDImportError, import_rgbd
     from scenes.store import StoreError
 
+    _not_onto_inputs(out, [src])
     try:
         n = import_rgbd(src, out, overwrite=overwrite, depth_scale=depth_scale, depth_kind=depth_kind,
                         sky_value=sky_value)
-    except (RGBDImportError, StoreError) as exc:
-        raise UserError(str(exc)) from None
+    except (RGBDImportError, StoreError, OSError) as exc:
+        raise UserError(_one_line(exc)) from None
     click.echo(f"{out}: imported {n} scenes", err=True)
 
 
@@ -275,8 +278,8 @@ def info(store):
     from pipelines import inspect_store
     try:
         click.echo(inspect_store.info_text(store))
-    except inspect_store.StoreError as exc:
-        raise UserError(str(exc)) from None
+    except _store_errors() as exc:
+        raise UserError(_one_line(exc)) from None
 
 
 @cli.command()
@@ -284,7 +287,8 @@ def info(store):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--rows", type=click.IntRange(1, 64), default=4, show_default=True, help="Scenes to show.")
 @click.option("--width", type=click.IntRange(64, 2048), default=320, show_default=True, help="Width of one panel.")
-def preview(store, out, rows, width):
+@click.option("--overwrite", is_flag=True, help="Replace an existing image at --out.")
+def preview(store, out, rows, width, overwrite):
     """Contact sheet of a store, one scene or sample per row.
 
     \b
@@ -292,11 +296,38 @@ def preview(store, out, rows, width):
     shard store: I' | M | D' | D1 | D2 | P(D')
     """
     from pipelines import inspect_store
+    _new_file(out, (".png", ".jpg", ".jpeg"), overwrite)
+    _not_onto_inputs(out, [store], replaces=False)
     try:
         path = inspect_store.preview(store, out, rows=rows, width=width)
-    except inspect_store.StoreError as exc:
-        raise UserError(str(exc)) from None
+    except _store_errors() as exc:
+        raise UserError(_one_line(exc)) from None
     click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("store")
+@click.option("--repair", is_flag=True,
+              help="Mark the damaged scenes/shards not done, so that --resume renders or builds exactly those.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="LocalCluster worker processes [default: one per core]; 0 = in this process.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
+def verify(store, repair, workers, scheduler):
+    """Read every finished scene or shard of a store and check its chunks.
+
+    \b
+    A chunk that is missing, or whose crc32c does not match its bytes, marks its scene or
+    shard damaged.  Exit status 1 when damage is found (0 after --repair).
+    \b
+    Example:
+      gen verify street.zarr --repair && gen scenes --n 200 --out street.zarr --seed 7 --resume
+    """
+    from pipelines.verify import verify as run_verify
+    try:
+        code = run_verify(store, repair=repair, workers=workers, scheduler=scheduler)
+    except (ClusterError, *_store_errors()) as exc:
+        raise UserError(_one_line(exc)) from None
+    sys.exit(code)
 
 
 @cli.group()
@@ -337,7 +368,14 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
       gen train refiner --shards train.shards.zarr --out runs/r1 --model tiny --steps 2000
       torchrun --nproc-per-node 8 -m pipelines.cli train refiner --shards s3://b/train.shards.zarr --model b3 --out runs/b3
     """
+    import math
+
     from composer.shard_store import StoreError, open_shards
+    if not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"--lr must be a positive number, not {lr}")
+    if init is not None and not Path(init).is_file():
+        raise UserError(f"--init: no file at {init}")
+    _not_onto_inputs(out, [shards, init], replaces=False)
     try:
         open_shards(shards)
     except StoreError as exc:
@@ -349,8 +387,8 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
                       ckpt_every=ckpt_every, init=init, residual=residual)
     try:
         result = run_train(shards, out, cfg, resume=resume)
-    except TrainError as exc:
-        raise UserError(str(exc)) from None
+    except (TrainError, *_checkpoint_errors(), *_store_errors()) as exc:
+        raise UserError(_one_line(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
 
 
@@ -376,16 +414,19 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
     Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
     t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
     """
-    from scenes.store import StoreError, open_store
-    from trainer.checkpoint import CheckpointError
+    from scenes.store import open_store
     from trainer.infer import InputError
+    _not_onto_inputs(out, [checkpoint, direct, *scene_stores], replaces=False)
+    for ck in (checkpoint, direct):
+        if ck is not None and not Path(ck).is_file():
+            raise UserError(f"no checkpoint at {ck}")
     try:
         for u in scene_stores:
             open_store(u)
         from trainer.evaluate import evaluate
         table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes)
-    except (StoreError, InputError, CheckpointError) as exc:
-        raise UserError(str(exc)) from None
+    except (InputError, *_checkpoint_errors(), *_store_errors()) as exc:
+        raise UserError(_one_line(exc)) from None
     click.echo((Path(out) / "report.md").read_text())
     del table
 
@@ -445,12 +486,13 @@ _add_stats_command()
 @needs("torch")
 def refine(image, depth, mask, checkpoint, out, depth_kind):
     """Refine a monocular depth map along a mask's edges, at the input resolution."""
-    from trainer.checkpoint import CheckpointError
+    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"))
+    _not_onto_inputs(out, [image, depth, mask, checkpoint], replaces=False)
     from trainer.infer import InputError, refine_files
     try:
         click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
-    except (InputError, CheckpointError) as exc:
-        raise UserError(str(exc)) from None
+    except (InputError, *_checkpoint_errors(), OSError) as exc:
+        raise UserError(_one_line(exc)) from None
 
 
 @export_.command("weights")
@@ -467,6 +509,7 @@ def export_weights(checkpoint, out, overwrite):
       gen export weights runs/r1/best.pt --out refiner.safetensors   # + refiner.json
     """
     from trainer.checkpoint import CheckpointError, export_safetensors
+    _not_onto_inputs(out, [checkpoint], replaces=False)
     try:
         weights, side = export_safetensors(checkpoint, out, overwrite=overwrite)
     except CheckpointError as exc:

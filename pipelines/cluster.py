@@ -34,6 +34,29 @@ def default_layout(render_cfg: dict | None = None, cores: int | None = None, wor
     return max(1, cores // threads), threads
 
 
+class ClusterError(RuntimeError):
+    """A Dask cluster that cannot be reached or started (one line for the user)."""
+
+
+def reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a tcp:// scheduler nobody listens on at once (before anything is written);
+    distributed itself retries it until its connect timeout (60 s here)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address.startswith(("tcp://", "tls://")) and "://" in address:
+        return
+    u = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = u.port or 8786
+    except ValueError:
+        raise ClusterError(f"--scheduler {address} is not host:port") from None
+    try:
+        socket.create_connection((u.hostname or "", port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot connect to the Dask scheduler {address}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None, threads_per_worker: int | None = None,
             memory_limit: str | None = "auto", quiet: bool = False):
@@ -56,7 +79,12 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
                      "distributed.worker.daemon": False,
                      "distributed.logging.distributed": "error"})
     if scheduler:
-        with Client(scheduler) as client:
+        reachable(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(f"cannot connect to the Dask scheduler {scheduler}: {exc}") from None
+        with client:
             if not quiet:
                 print(f"dask: connected to {scheduler}, dashboard {client.dashboard_link}", file=sys.stderr)
             yield client

@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from scenes import safety
 from scenes.store import StoreError, bytes_stored, open_store  # noqa: F401 - StoreError is re-raised by callers
 
 
@@ -18,7 +19,7 @@ def store_kind(url: str) -> str:
     try:
         return zarr.open_group(url, mode="r").attrs.get("kind", "?")
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
+        raise StoreError(f"{url} is not a readable Zarr group: {safety.first_line(exc)}") from None
 
 
 def info_text(url: str) -> str:
@@ -33,8 +34,8 @@ def info_text(url: str) -> str:
     counts: Counter = Counter()
     scenarios: Counter = Counter()
     if nd:
-        k = st.group["num_instances"][:]
-        cls = st.group["instance_class"][:]
+        k = st.column("num_instances")
+        cls = st.column("instance_class")
         for i in idx:
             counts.update(classes[c] for c in cls[i, : k[i]])
         for i in idx[:2000]:  # specs are large; a sample tells the mix
@@ -83,7 +84,7 @@ def shards_info_text(url: str) -> str:
     kinds = Counter()
     s = st.shard_size
     for j in np.flatnonzero(done)[:50]:
-        kinds.update(MASK_KINDS[k] for k in st.group["mask_kind"][j * s:(j + 1) * s])
+        kinds.update(MASK_KINDS[k] for k in st.read(j * s, (j + 1) * s, ["mask_kind"])["mask_kind"])
     size = bytes_stored(url)
     nd = int(done.sum())
     return "\n".join([

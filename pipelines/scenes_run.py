@@ -90,6 +90,12 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
     from tqdm import tqdm
 
     cluster = cluster or ClusterOptions()
+    _check_gpu(cfg, cluster)
+    if cluster.scheduler:
+        from pipelines.cluster import reachable
+        reachable(cluster.scheduler)
+    if scene_store.safety.writable(url):
+        raise RunError(f"cannot write to {scene_store.safety.writable(url)} (read-only)")
     try:
         st, cfg, seed, todo = _open_or_create(url, n, cfg, seed, overwrite, resume, only)
     except scene_store.StoreError as exc:
@@ -137,6 +143,17 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
               f"see 'gen info {url}', fix, then --resume", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_gpu(cfg: dict, cluster: ClusterOptions) -> None:
+    """render.device=gpu with this machine's renderers: find out before a store is made.
+    (A --scheduler's workers are elsewhere; theirs fail on the worker.)"""
+    if cfg["render"]["device"] != "gpu" or cluster.scheduler:
+        return
+    from generator.blender import gpu_kind
+    if gpu_kind() is None:
+        raise RunError("render.device=gpu but Cycles finds no GPU on this machine (OptiX/CUDA/HIP/oneAPI/Metal); "
+                       "use render.device=auto or cpu")
 
 
 def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, timings, failures):

@@ -27,7 +27,9 @@ def shard_config(patch: int, overrides: dict | None = None) -> dict:
     if cfg["patch"] < 16:
         raise RunError("--patch must be at least 16")
     mix = cfg["mask_mix"]
-    if set(mix) - set(shard_store.MASK_KINDS) or sum(mix.values()) <= 0 or min(mix.values()) < 0:
+    if not isinstance(mix, dict) or not mix or set(mix) - set(shard_store.MASK_KINDS) \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                       for v in mix.values()) or sum(mix.values()) <= 0:
         raise RunError(f"mask_mix must map some of {', '.join(shard_store.MASK_KINDS)} to non-negative weights")
     return cfg
 
@@ -85,8 +87,11 @@ def build_shard_task(out_url: str, source_urls: list[str], refs, j: int, cfg: di
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as writer:
         pending = []
-        build_shard(stores, refs, j, cfg, seed,
-                    on_chunk=lambda arrays, a, b: pending.append(writer.submit(out.write_samples, j, arrays, a, b)))
+        try:
+            build_shard(stores, refs, j, cfg, seed,
+                        on_chunk=lambda arrays, a, b: pending.append(writer.submit(out.write_samples, j, arrays, a, b)))
+        except scene_store.ChunkError as exc:  # a damaged source: returned, not raised, so that
+            return {"shard": j, "error": str(exc)}  # Dask neither retries nor logs a traceback
         t1 = time.perf_counter()
         for f in pending:
             f.result()
@@ -96,10 +101,21 @@ def build_shard_task(out_url: str, source_urls: list[str], refs, j: int, cfg: di
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _ok(result: dict) -> dict:
+    if "error" in result:
+        raise RunError(f"{result['error']} (shards written so far are kept: --resume once it is repaired)")
+    return result
+
+
 def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int, overwrite=False, resume=False,
         workers=None, scheduler=None) -> int:
     from tqdm import tqdm
 
+    if scheduler:
+        from pipelines.cluster import reachable
+        reachable(scheduler)
+    if scene_store.safety.writable(out_url):
+        raise RunError(f"cannot write to {scene_store.safety.writable(out_url)} (read-only)")
     stores, refs = _open_sources(sources, cfg["patch"])
     n_shards = math.ceil(samples / cfg["shard_size"])
     try:
@@ -129,7 +145,7 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int,
     try:
         if workers == 0 and not scheduler:
             for j in todo:
-                results.append(build_shard_task(out_url, sources, refs, j, cfg, seed))
+                results.append(_ok(build_shard_task(out_url, sources, refs, j, cfg, seed)))
                 bar.update(cfg["shard_size"])
         else:
             from distributed import as_completed
@@ -143,7 +159,7 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int,
                                          retries=1, key=f"shard-{j}") for j in todo]
                 try:
                     for f in as_completed(futures):
-                        results.append(f.result())
+                        results.append(_ok(f.result()))
                         bar.update(cfg["shard_size"])
                 except BaseException:
                     client.cancel(futures)
@@ -153,6 +169,9 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: dict, seed: int,
         print(f"\ninterrupted: {int(st.done().sum())}/{n_shards} shards done; continue with --resume",
               file=sys.stderr)
         return 130
+    except RunError:
+        bar.leave = False  # the error line alone, not a stalled bar above it
+        raise
     finally:
         bar.close()
     wall = time.perf_counter() - t0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 SCENARIOS = ("street", "city", "openroad")
@@ -160,7 +161,8 @@ def build_config(preset: str = "default", files=(), overrides=()) -> dict:
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A finite int or float (JSON's NaN and Infinity are refused)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def validate(cfg: dict) -> None:

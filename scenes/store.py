@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from scenes import safety
 
 FORMAT_VERSION = 1
 KIND = "rgsd.scenes"
@@ -50,6 +51,10 @@ class StoreError(ValueError):
     """A store that cannot be used as asked (exists, wrong kind or version, missing)."""
 
 
+class ChunkError(StoreError):
+    """A chunk of a finished scene or shard is missing or fails its checksum."""
+
+
 @dataclass
 class SceneStore:
     group: object  # zarr.Group
@@ -68,7 +73,10 @@ class SceneStore:
         return int(self.group["amodal"].shape[1])
 
     def done(self) -> np.ndarray:
-        return self.group["done"][:]
+        try:
+            return self.group["done"][:]
+        except Exception as exc:  # noqa: BLE001 - a damaged chunk of the flags themselves
+            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)})") from None
 
     def is_done(self, i: int) -> bool:
         """One scene's flag: a single chunk read, where done() reads one chunk per scene."""
@@ -78,13 +86,30 @@ class SceneStore:
         """Write every array of scene ``i``, then mark it done (a crash leaves done[i] False)."""
         g = self.group
         for name in ANNOTATIONS:
-            value = arrays[name]
-            g[name][i] = value
+            # Fill-valued chunks are written too, so a missing chunk always means damage.
+            g[name].with_config({"write_empty_chunks": True})[i] = arrays[name]
         _write_str(g["spec"], i, spec_json)
         g["done"][i] = True
 
+    def column(self, name: str) -> np.ndarray:
+        """One array for every scene (small per-scene tables: counts, classes)."""
+        try:
+            return self.group[name][:]
+        except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+            raise ChunkError(f"{self.url}: array '{name}' is damaged ({safety.describe(exc)}); "
+                             f"see gen verify {self.url}") from None
+
     def spec(self, i: int) -> str:
-        return str(self.group["spec"][i])
+        return str(self._read("spec", i))
+
+    def _read(self, name: str, i: int):
+        try:
+            return self.group[name][i]
+        except IndexError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+            raise ChunkError(f"{self.url}: array '{name}' of scene {i} is damaged ({safety.describe(exc)}); "
+                             f"see gen verify {self.url}") from None
 
     def table(self, name: str, start: int, stop: int) -> np.ndarray:
         """Scenes ``start..stop-1`` of one table (``num_instances``, a per-instance array such
@@ -97,8 +122,16 @@ class SceneStore:
         return self.group[name][start:stop]
 
     def read_scene(self, i: int, names=None) -> dict:
-        names = names or ANNOTATIONS
-        out = {n: self.group[n][i] for n in names}
+        """Arrays of scene ``i``; a ChunkError (one line naming the array and scene) for a
+        chunk that fails its checksum, or is missing although the scene is done."""
+        names = list(names or ANNOTATIONS)
+        out = {n: self._read(n, i) for n in names}
+        if safety.checked(self.group):
+            coords = {n: (i,) + (0,) * len(PER_SCENE[n][0]) for n in names}
+            gone = safety.missing_chunks(self.group, names, coords)
+            if gone and self.is_done(i):
+                raise ChunkError(f"{self.url}: array '{gone[0]}' of scene {i} has no stored chunk although "
+                                 f"the scene is done; see gen verify {self.url}")
         if "amodal" in out:
             k = int(self.group["num_instances"][i])
             out["amodal"] = out["amodal"][:k]
@@ -118,7 +151,7 @@ def bytes_stored(url: str) -> int:
 
 def _write_str(array, i: int, text: str) -> None:
     # zarr 3.1 only accepts variable-length strings as an object array, not a scalar.
-    array[i:i + 1] = np.array([text], dtype=object)
+    array.with_config({"write_empty_chunks": True})[i:i + 1] = np.array([text], dtype=object)
 
 
 def _is_local(url: str) -> bool:
@@ -126,45 +159,33 @@ def _is_local(url: str) -> bool:
 
 
 def exists(url: str) -> bool:
-    import zarr
-    if _is_local(url):
-        return Path(url.removeprefix("file://")).exists()
-    try:
-        zarr.open_group(url, mode="r")
-        return True
-    except Exception:  # noqa: BLE001 - any failure to open means nothing usable is there
-        return False
+    """Anything at ``url`` (a file, a folder, any object under the prefix)."""
+    return safety.contents(url) is not None
 
 
 def remove(url: str) -> None:
+    """Delete a store rgsd made (a local folder is emptied, then removed unless it is the
+    working directory or holds it)."""
+    safety.clear(url)
     if _is_local(url):
         p = Path(url.removeprefix("file://"))
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    else:
-        import fsspec
-        fs, path = fsspec.core.url_to_fs(url)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        if p.is_dir() and not Path.cwd().resolve().is_relative_to(p.resolve()):
+            p.rmdir()
 
 
 def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: bool = False,
-           extra_attrs: dict | None = None) -> SceneStore:
+           extra_attrs: dict | None = None, hint: str = " or --resume to continue it") -> SceneStore:
     """Create an empty store for ``n`` scenes (driver only)."""
     import zarr
 
     from scenes.classes import CLASSES
 
-    if exists(url):
-        if not overwrite:
-            raise StoreError(f"{url} already exists (use --overwrite to replace it or --resume to continue it)")
-        remove(url)
+    safety.prepare_output(url, overwrite, hint)
     h, w = cfg["render"]["height"], cfg["render"]["width"]
     kmax = cfg["scene"]["max_instances"]
     sizes = {"y": h, "x": w, "channel": 3, "instance": kmax, "other": kmax, "box": 4, "box3d": 7}
-    g = zarr.open_group(url, mode="w", zarr_format=3)
+    g = new_group(url, KIND)
+    checksummed = safety.codecs(zarr.codecs.ZstdCodec(level=0, checksum=False))
     for name, (dims, dtype, fill) in PER_SCENE.items():
         shape = (n,) + tuple(sizes[d] for d in dims)
         kwargs = {}
@@ -175,11 +196,12 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
         else:
             kwargs = {"chunks": (1,) + shape[1:]}
         g.create_array(name, shape=shape, dtype=str if dtype == "str" else dtype, fill_value=fill,
-                       dimension_names=("scene",) + dims, **kwargs)
+                       dimension_names=("scene",) + dims, compressors=checksummed, **kwargs)
     g.attrs.update({
         "kind": KIND, "format_version": FORMAT_VERSION,
         "resolution": {"width": w, "height": h}, "intrinsics": intrinsics,
         "classes": list(CLASSES), "config": cfg, "seed": int(seed), "n_scenes": int(n),
+        "integrity": safety.INTEGRITY,
         "software": software_versions(),
         "conventions": {
             "camera": "OpenCV: x right, y down, z forward; metres",
@@ -197,6 +219,16 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
     return SceneStore(g, url)
 
 
+def new_group(url: str, kind: str):
+    """A new empty Zarr v3 group (mode w-: never clears what is there), its kind recorded
+    first so that an interrupted creation is still replaceable; or a one-line StoreError."""
+    import zarr
+    try:
+        return zarr.open_group(url, mode="w-", zarr_format=3, attributes={"kind": kind})
+    except Exception as exc:  # noqa: BLE001 - permissions, full disks, unreachable object stores
+        raise StoreError(f"cannot create a store at {url}: {safety.first_line(exc)}") from None
+
+
 def open_group_of_kind(url: str, kind: str, version: int, required, label: str, mode: str = "r"):
     """The Zarr group at ``url`` if it is a complete store of ``kind`` and ``version``;
     otherwise a StoreError whose one line says what is wrong."""
@@ -206,16 +238,20 @@ def open_group_of_kind(url: str, kind: str, version: int, required, label: str, 
     try:
         g = zarr.open_group(url, mode=mode)
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"{url} is not a Zarr group: {str(exc).splitlines()[0]}") from None
+        raise StoreError(f"{url} is not a readable Zarr group: {safety.first_line(exc)}") from None
     found = g.attrs.get("kind")
     if found != kind:
         raise StoreError(f"{url} is a store of kind {found!r}, not a {label} ({kind!r})")
     found = g.attrs.get("format_version")
     if found != version:
         raise StoreError(f"{url} has {label} format version {found}, this rgsd reads version {version}")
-    missing = [name for name in required if name not in g]
-    if missing:
-        raise StoreError(f"{url} is an incomplete {label}: array '{missing[0]}' is missing")
+    for name in required:
+        try:
+            g[name]
+        except KeyError:
+            raise StoreError(f"{url} is an incomplete {label}: array '{name}' is missing") from None
+        except Exception as exc:  # noqa: BLE001 - a truncated or edited zarr.json
+            raise StoreError(f"{url}: the metadata of array '{name}' is damaged ({safety.first_line(exc)})") from None
     return g
 
 
