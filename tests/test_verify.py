@@ -1,0 +1,143 @@
+"""`gen verify` finds exactly the damaged scenes and shards; `--repair` + `--resume` gives
+back what a clean run makes; the loader refuses damaged shard chunks; --overwrite on an
+object store leaves other data alone."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from composer.shard_store import SAMPLE_ARRAYS, open_shards
+from pipelines.cli import cli
+from scenes.store import ANNOTATIONS, ChunkError, open_store
+from tests.test_user_errors import SHARDS, _images
+
+
+def gen(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    w = tmp_path_factory.mktemp("v")
+    _images(w / "rgbd", n=4)
+    assert gen("import", "rgbd", w / "rgbd", "--out", w / "s.zarr")[0] == 0
+    assert gen("shards", w / "s.zarr", "--out", w / "sh.zarr", "--samples", "96", *SHARDS)[0] == 0
+    return w
+
+
+def test_verify_reports_exactly_the_damaged_scenes_and_repair_clears_them(stores, tmp_path):
+    s = tmp_path / "s.zarr"
+    shutil.copytree(stores / "s.zarr", s)
+    assert gen("verify", s, "--workers", "0")[:2] == (0, f"{s}: all 4 finished scenes intact\n")
+    (s / "depth/c/1/0/0").unlink()  # missing
+    b = bytearray((s / "rgb/c/3/0/0/0").read_bytes())
+    b[40] ^= 1  # one bit
+    (s / "rgb/c/3/0/0/0").write_bytes(bytes(b))
+    code, out, _ = gen("verify", s, "--workers", "0")
+    assert code == 1 and out.splitlines()[0] == f"{s}: 2 of 4 finished scenes damaged: 1,3", out
+    assert "'depth' of scene 1 has no stored chunk" in out and "'rgb' of scene 3 is damaged (checksum" in out
+    assert open_store(str(s)).done().all()  # reporting changes nothing
+    code, out, _ = gen("verify", s, "--workers", "0", "--repair")
+    assert code == 0 and "2 scene(s) marked not done" in out
+    assert open_store(str(s)).done().tolist() == [True, False, True, False]
+    assert gen("verify", s, "--workers", "0")[0] == 0  # what is left is intact
+
+
+def test_a_fill_valued_chunk_is_stored_so_only_damage_is_missing(stores):
+    """write_empty_chunks: an all-False occlusion table is a stored chunk, not an absent one."""
+    st = open_store(str(stores / "s.zarr"))
+    assert not st.group["occlusion"][0].any()
+    assert (stores / "s.zarr/occlusion/c/0/0/0").is_file()
+
+
+def test_verify_shards_and_the_loader_refuses_damaged_chunks(stores, tmp_path):
+    from trainer.data import block_starts, iter_batches
+
+    sh = tmp_path / "sh.zarr"
+    shutil.copytree(stores / "sh.zarr", sh)
+    os.truncate(sh / "perturbed/c/1/0/0", 100)  # chunk 1 = shard 1 (32-sample shards)
+    (sh / "mask/c/2/0/0").unlink()  # shard 2
+    code, out, _ = gen("verify", sh, "--workers", "0")
+    assert code == 1 and out.splitlines()[0] == f"{sh}: 2 of 3 finished shards damaged: 1-2", out
+    st = open_shards(str(sh))
+    with pytest.raises(ChunkError, match="'perturbed' of shard 1 .*checksum"):
+        list(iter_batches(st, block_starts(st, 32)[1:2], 32, 8, seed=0))
+    with pytest.raises(ChunkError, match="'mask' of shard 2 has no stored chunk"):
+        st.read(64, 96)
+    good = st.read_blocks([0], 32)[0]  # shard 0 is untouched and reads as built
+    ref = open_shards(str(stores / "sh.zarr")).read(0, 32)
+    for name in SAMPLE_ARRAYS:
+        np.testing.assert_array_equal(good[name], ref[name], err_msg=name)
+    assert gen("verify", sh, "--workers", "0", "--repair")[0] == 0
+    assert open_shards(str(sh)).done().tolist() == [True, False, False]
+
+
+@pytest.mark.slow
+def test_verify_on_dask(stores, tmp_path):
+    s = tmp_path / "s.zarr"
+    shutil.copytree(stores / "s.zarr", s)
+    os.truncate(s / "instance/c/2/0/0", 0)
+    code, out, _ = gen("verify", s, "--workers", "1")
+    assert code == 1 and out.splitlines()[0].endswith("1 of 4 finished scenes damaged: 2"), out
+
+
+@pytest.mark.slow
+def test_overwrite_on_an_object_store_keeps_other_data(stores, monkeypatch):
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+    import fsspec.config
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                     "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="bkt")
+        s3.put_object(Bucket="bkt", Key="mine/report.txt", Body=b"precious")
+        code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/mine", "--overwrite")
+        assert code == 2 and "not an rgsd store" in err, err
+        assert s3.get_object(Bucket="bkt", Key="mine/report.txt")["Body"].read() == b"precious"
+        # An rgsd store there is replaced, and its replacement reads back.
+        assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 0
+        assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 2
+        code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr", "--overwrite")
+        assert code == 0, err
+        assert gen("verify", "s3://bkt/new.zarr", "--workers", "0")[0] == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_repair_then_resume_equals_a_clean_run(tmp_path):
+    """Rendering is deterministic: the scenes --repair marks not done come back identical."""
+    pytest.importorskip("bpy")
+    tiny = ["--n", "3", "--preset", "tiny", "--workers", "0", "--seed", "5", "--set", "render.width=48",
+            "--set", "render.height=32"]
+    clean, damaged = tmp_path / "clean.zarr", tmp_path / "damaged.zarr"
+    assert gen("scenes", "--out", clean, *tiny)[0] == 0
+    shutil.copytree(clean, damaged)
+    (damaged / "amodal/c/1/0/0/0").unlink()
+    b = bytearray((damaged / "depth/c/2/0/0").read_bytes())
+    b[len(b) // 2] ^= 0x10
+    (damaged / "depth/c/2/0/0").write_bytes(bytes(b))
+    code, out, _ = gen("verify", damaged, "--workers", "0", "--repair")
+    assert code == 0 and "1-2" in out, out
+    assert gen("scenes", "--out", damaged, *tiny, "--resume")[0] == 0
+    assert gen("verify", damaged, "--workers", "0")[0] == 0
+    a, b_ = open_store(str(clean)), open_store(str(damaged))
+    for i in range(3):
+        sa, sb = a.read_scene(i), b_.read_scene(i)
+        for name in ANNOTATIONS:
+            np.testing.assert_array_equal(sa[name], sb[name], err_msg=f"{name} of scene {i}")
+        assert a.spec(i) == b_.spec(i)
