@@ -56,6 +56,7 @@ def cli():
       gen shards   composite and perturb training samples from scene stores
       gen import   turn your own RGB-D folders into a scene store (gen import rgbd)
       gen info     summarise a store
+      gen verify   check every chunk of a store's finished scenes/shards (--repair)
       gen preview  contact sheet of a store
       gen stats    dataset statistics of scene stores (JSON, Markdown, plots; KINS beside)
       gen train    train the layered depth refiner or the amodal model (gen train refiner|amodal)
