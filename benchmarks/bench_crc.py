@@ -80,9 +80,9 @@ def read_rate(url: str, epochs: int) -> tuple[float, float]:
 
 
 def loader_rate(url: str, epochs: int) -> float:
+    from bench_loader import rate
     from torch.utils.data import DataLoader
 
-    from bench_loader import rate
     from trainer.data import torch_dataset
     ds = torch_dataset(url, seed=0, batch=32)
     loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)

@@ -6,9 +6,18 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli_checks import (
+    MAX_SAMPLES,
+    MAX_SCENES,
+    OneLineErrors,
+    UserError,
+    _checkpoint_errors,
+    _new_file,
+    _not_onto_inputs,
+    _one_line,
+    _store_errors,
+)
 from pipelines.cluster import ClusterError
-from pipelines.cli_checks import (MAX_SAMPLES, MAX_SCENES, OneLineErrors, UserError, _checkpoint_errors,
-                                  _new_file, _not_onto_inputs, _one_line, _store_errors)
 from scenes.config import SCENARIOS, ConfigError
 
 
