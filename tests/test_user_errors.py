@@ -52,6 +52,9 @@ def base(tmp_path_factory):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["shards", str(w / "s.zarr"), "--out", str(w / "sh.zarr"), "--samples", "64", *SHARDS])
     assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["train", "refiner", "--shards", str(w / "sh.zarr"), "--out", str(w / "run0"),
+                                 "--steps", "1", "--batch", "2", "--loader-workers", "0"])
+    assert r.exit_code == 0, r.output
     (w / "precious.txt").write_text("the user's own file\n")
     for d in ("sentinel_dir", "dotdir", "sentinel2"):
         (w / d).mkdir()
@@ -89,7 +92,7 @@ DAMAGE = {
     "array_zarrjson": lambda s: os.truncate(s / "depth/zarr.json", 25),
 }
 
-REFINE = ["refine", "img.png", "--depth", "depth_copy.png", "--mask", "m.png", "--checkpoint", "notckpt.pt"]
+REFINE = ["refine", "img.png", "--depth", "depth_copy.png", "--mask", "m.png", "--checkpoint", "run0/last.pt"]
 SCENES = ["scenes", "--n", "1", "--preset", "tiny", "--workers", "0"]
 
 # (id, argv, how: click | sub | ro:<dir> | s3 | s3keys, exit code, words in the line, cwd)
@@ -112,6 +115,8 @@ CASES = [
      "not an rgsd store", "."),
     ("refine_onto_its_depth", [*REFINE, "--out", "depth_copy.png"], "click", 2, "onto the input", "."),
     ("refine_onto_its_image", [*REFINE, "--out", "./img.png"], "click", 2, "onto the input", "."),
+    ("refine_onto_its_checkpoint", [*REFINE[:-1], "run0/last.png", "--out", "run0/last.png"], "click", 2,
+     "onto the input", "."),
     ("s3_overwrite_unreachable", [*SCENES, "--out", "s3://bucket/x.zarr", "--overwrite"], "s3keys", 2,
      "cannot reach", "."),
     # --- one line, not a traceback ----------------------------------------------------------
@@ -123,8 +128,10 @@ CASES = [
     ("shards_read_only_dir", ["shards", "s.zarr", "--out", "ro/x.zarr", *SHARDS], "ro:ro", 2, "read-only", "."),
     ("train_read_only_dir", ["train", "refiner", "--shards", "sh.zarr", "--out", "ro/run", "--steps", "1"], "ro:ro", 2,
      "Read-only", "."),
-    ("eval_read_only_dir", ["eval", "refiner", "notckpt.pt", "--scenes", "s.zarr", "--out", "ro/rep"], "ro:ro", 2,
+    ("eval_read_only_dir", ["eval", "refiner", "run0/last.pt", "--scenes", "s.zarr", "--out", "ro/rep"], "ro:ro", 2,
      "Read-only", "."),
+    ("eval_not_a_checkpoint", ["eval", "refiner", "notckpt.pt", "--scenes", "s.zarr", "--out", "rep"], "click", 2,
+     "notckpt.pt", "."),
     ("repair_read_only_store", ["verify", "s.zarr", "--repair", "--workers", "0"], "ro:s.zarr", 2, "read-only", "."),
     ("unreachable_scheduler", [*SCENES[:-2], "--out", "x.zarr", "--scheduler", "tcp://127.0.0.1:1"], "sub", 2,
      "scheduler", "."),
@@ -217,9 +224,6 @@ CASES = [
 # Cases where work starts before the mistake shows: an informational 'dask:' line may come
 # first and what was finished is kept for --resume; the files that were there stay intact.
 STARTED = {"shards_from_deleted", "shards_from_flipped", "shards_from_semantic_deleted", "shards_from_damaged_on_dask"}
-# build_refiner(init=...) turns a file that is no checkpoint into trainer.checkpoint's
-# CheckpointError with issue 19; until that lands it is a traceback.
-PENDING = {"init_not_a_checkpoint": "issue 19: --init loading raises CheckpointError"}
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -280,8 +284,6 @@ def test_user_error(case, work):
     rc, err = run(args, how, work / cwd)
     if name == "gpu_without_gpu" and rc == 0:
         pytest.skip("this machine has a GPU")
-    if name in PENDING and (rc != code or "Traceback" in err):
-        pytest.xfail(PENDING[name])
     # What a terminal shows: the text after a line's last carriage return (a progress bar
     # that erased itself leaves nothing).
     lines = [ln.rsplit("\r", 1)[-1] for ln in err.split("\n")]
