@@ -131,7 +131,7 @@ class ShardStore:
         return out
 
     def _check_present(self, names, c: int) -> None:
-        gone = safety.missing_chunks(self.group, names, {n: (c,) + (0,) * len(ARRAYS[n][0]) for n in names})
+        gone = safety.missing_chunks(self.group, names, c * self.chunk_size)
         if gone:
             raise ChunkError(f"{self.url}: array '{gone[0]}' of shard {c * self.chunk_size // self.shard_size} "
                              f"has no stored chunk {c} although the shard is done; see gen verify {self.url}")

@@ -180,20 +180,29 @@ def checked(group) -> bool:
     return bool((group.attrs.get("integrity") or {}).get("all_chunks_written"))
 
 
-def missing_chunks(group, names, coords) -> list[str]:
-    """Names of arrays whose chunk at grid coordinates ``coords[name]`` is absent (one
-    round of concurrent existence checks on zarr's event loop)."""
+def missing_chunks(group, names, row: int) -> list[str]:
+    """Names of arrays with a stored chunk (or shard) missing among those holding index
+    ``row`` of their first dimension -- whatever the chunk layout -- in one round of
+    concurrent existence checks on zarr's event loop."""
     import asyncio
+    import itertools
+    import math
 
     from zarr.core.sync import sync
 
-    arrays = [group[n] for n in names]
+    checks = []
+    for n in names:
+        a = group[n]
+        grid = a.metadata.chunk_grid.chunk_shape  # the shard shape for sharded arrays
+        rest = [range(math.ceil(s / c)) for s, c in zip(a.shape[1:], grid[1:])]
+        for coords in itertools.product([row // grid[0]], *rest):
+            checks.append((n, a.async_array.store_path / a.metadata.encode_chunk_key(coords)))
 
     async def check():
-        return await asyncio.gather(*((a.async_array.store_path / a.metadata.encode_chunk_key(coords[n])).exists()
-                                      for n, a in zip(names, arrays)))
+        return await asyncio.gather(*(path.exists() for _, path in checks))
 
-    return [n for n, ok in zip(names, sync(check())) if not ok]
+    found = sync(check())
+    return list(dict.fromkeys(n for (n, _), ok in zip(checks, found) if not ok))
 
 
 def describe(exc: BaseException) -> str:

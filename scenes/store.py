@@ -127,8 +127,7 @@ class SceneStore:
         names = list(names or ANNOTATIONS)
         out = {n: self._read(n, i) for n in names}
         if safety.checked(self.group):
-            coords = {n: (i,) + (0,) * len(PER_SCENE[n][0]) for n in names}
-            gone = safety.missing_chunks(self.group, names, coords)
+            gone = safety.missing_chunks(self.group, names, i)
             if gone and self.is_done(i):
                 raise ChunkError(f"{self.url}: array '{gone[0]}' of scene {i} has no stored chunk although "
                                  f"the scene is done; see gen verify {self.url}")

@@ -67,6 +67,8 @@ def base(tmp_path_factory):
     Image.fromarray(m).save(w / "m.png")
     (w / "sheet.png").write_bytes(b"an existing image")
     (w / "folder.png").mkdir()
+    shutil.copytree(w / "sh.zarr", w / "sh_emptied.zarr")
+    os.truncate(w / "sh_emptied.zarr/rgb/c/1/0/0/0", 0)
     # Damaged copies: each one chunk of a finished scene, damaged one way.
     for name, damage in DAMAGE.items():
         shutil.copytree(w / "s.zarr", w / f"{name}.zarr")
@@ -193,6 +195,8 @@ CASES = [
     ("shards_from_damaged_on_dask", ["shards", "emptied.zarr", "--out", "x.zarr", "--samples", "32", "--patch", "32",
                                      "--shard-size", "32", "--mask-mix", '{"sky": 1}', "--workers", "1"], "sub", 2,
      "'depth' of scene 0", "."),
+    ("train_from_damaged_shards", ["train", "refiner", "--shards", "sh_emptied.zarr", "--out", "run", "--steps", "20",
+                                   "--batch", "4", "--loader-workers", "1"], "click", 2, "'rgb' of shard 1", "."),
     # --- mistakes that were handled well already, so they stay so ---------------------------
     ("resume_and_overwrite", [*SCENES, "--out", "x.zarr", "--resume", "--overwrite"], "click", 2, "contradict", "."),
     ("exists_without_overwrite", [*SCENES, "--out", "s.zarr"], "click", 2, "already exists", "."),
@@ -223,7 +227,8 @@ CASES = [
 ]
 # Cases where work starts before the mistake shows: an informational 'dask:' line may come
 # first and what was finished is kept for --resume; the files that were there stay intact.
-STARTED = {"shards_from_deleted", "shards_from_flipped", "shards_from_semantic_deleted", "shards_from_damaged_on_dask"}
+STARTED = {"shards_from_deleted", "shards_from_flipped", "shards_from_semantic_deleted", "shards_from_damaged_on_dask",
+           "train_from_damaged_shards"}
 
 
 def snapshot(root: Path) -> dict[str, str]:
