@@ -13,7 +13,7 @@ from __future__ import annotations
 TESTED_ZARR = ((3, 1), (3, 2))  # zarr-python versions [lo, hi) this module is tested with
 
 
-def chunk_io(puts=(), gets=(), reads=()) -> tuple[list, list]:
+def chunk_io(puts=(), gets=(), reads=(), exists=()) -> tuple:
     """Run every request at once on zarr's event loop, and wait for all of them.
 
     ``puts``: (array, chunk coords, encoded bytes): stored as that chunk's object, exactly as
@@ -21,7 +21,9 @@ def chunk_io(puts=(), gets=(), reads=()) -> tuple[list, list]:
     ``gets``: (array, chunk coords): that chunk's stored bytes as a uint8 numpy array, or
     None where the chunk was never written (it reads as the fill value).
     ``reads``: (array, selection): values through zarr's own codec pipeline.
-    Returns (the gets' results, the reads' results), in order."""
+    ``exists``: (array, chunk coords): whether that chunk's object is stored.
+    Returns (the gets' results, the reads' results), in order, and the existence flags
+    third when any were asked for."""
     import asyncio
 
     from zarr.buffer import default_buffer_prototype
@@ -36,7 +38,9 @@ def chunk_io(puts=(), gets=(), reads=()) -> tuple[list, list]:
         return await asyncio.gather(
             asyncio.gather(*(path(a, c).set(proto.buffer.from_bytes(b)) for a, c, b in puts)),
             asyncio.gather(*(path(a, c).get(proto) for a, c in gets)),
-            asyncio.gather(*(a.async_array.getitem(sel) for a, sel in reads)))
+            asyncio.gather(*(a.async_array.getitem(sel) for a, sel in reads)),
+            asyncio.gather(*(path(a, c).exists() for a, c in exists)))
 
-    _, got, read = sync(run())
-    return [None if g is None else g.as_numpy_array() for g in got], list(read)
+    _, got, read, found = sync(run())
+    out = [None if g is None else g.as_numpy_array() for g in got], list(read)
+    return out + (list(found),) if exists else out

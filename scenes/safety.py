@@ -11,6 +11,11 @@ import shutil
 from pathlib import Path
 
 RGSD_KINDS = ("rgsd.scenes", "rgsd.shards")
+
+
+class StoreError(ValueError):
+    """A store that cannot be used as asked (exists, wrong kind or version, missing);
+    scenes.store re-exports it, where every caller takes it from."""
 # Group attribute of stores whose every chunk of a finished scene/shard was written (fill-
 # valued ones included), so a missing chunk means damage.  Older stores lack it.
 INTEGRITY = {"checksum": "crc32c", "all_chunks_written": True}
@@ -31,7 +36,6 @@ def first_line(exc: BaseException) -> str:
 
 
 def _unreachable(url: str, exc: BaseException):
-    from scenes.store import StoreError
     return StoreError(f"cannot reach {url}: {first_line(exc)}")
 
 
@@ -84,7 +88,6 @@ def check_replaceable(url: str, overwrite: bool, hint: str = " or --resume to co
     """Refuse, in one line, to create a store at ``url`` unless nothing is there, it is an
     empty folder, or it is a store of rgsd's own kind and ``overwrite`` is given.  A file,
     or a folder or prefix holding anything else, is never replaced.  Returns what is there."""
-    from scenes.store import StoreError
     names = contents(url)
     if names is None or not names:
         return names
@@ -183,26 +186,20 @@ def checked(group) -> bool:
 def missing_chunks(group, names, row: int) -> list[str]:
     """Names of arrays with a stored chunk (or shard) missing among those holding index
     ``row`` of their first dimension -- whatever the chunk layout -- in one round of
-    concurrent existence checks on zarr's event loop."""
-    import asyncio
+    concurrent existence checks (composer.zarr_chunks: the one user of zarr's private API)."""
     import itertools
     import math
 
-    from zarr.core.sync import sync
+    from composer.zarr_chunks import chunk_io
 
     checks = []
     for n in names:
         a = group[n]
         grid = a.metadata.chunk_grid.chunk_shape  # the shard shape for sharded arrays
         rest = [range(math.ceil(s / c)) for s, c in zip(a.shape[1:], grid[1:])]
-        for coords in itertools.product([row // grid[0]], *rest):
-            checks.append((n, a.async_array.store_path / a.metadata.encode_chunk_key(coords)))
-
-    async def check():
-        return await asyncio.gather(*(path.exists() for _, path in checks))
-
-    found = sync(check())
-    return list(dict.fromkeys(n for (n, _), ok in zip(checks, found) if not ok))
+        checks += [(n, a, coords) for coords in itertools.product([row // grid[0]], *rest)]
+    found = chunk_io(exists=[(a, coords) for _, a, coords in checks])[2]
+    return list(dict.fromkeys(n for (n, _, _), ok in zip(checks, found) if not ok))
 
 
 def describe(exc: BaseException) -> str:

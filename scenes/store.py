@@ -47,8 +47,7 @@ ANNOTATIONS = [k for k in PER_SCENE if k not in ("spec", "done")]
 PIXEL_ARRAYS = ["rgb", "depth", "instance", "semantic", "normals", "amodal"]
 
 
-class StoreError(ValueError):
-    """A store that cannot be used as asked (exists, wrong kind or version, missing)."""
+StoreError = safety.StoreError  # defined there so that the guards need not import this module
 
 
 class ChunkError(StoreError):
@@ -119,7 +118,11 @@ class SceneStore:
         (read them scene by scene with :meth:`read_scene`)."""
         if name not in PER_SCENE or name in PIXEL_ARRAYS or name == "spec":
             raise StoreError(f"table() reads num_instances, done and the per-instance tables, not '{name}'")
-        return self.group[name][start:stop]
+        try:
+            return self.group[name][start:stop]
+        except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+            raise ChunkError(f"{self.url}: array '{name}' of scenes {start}..{stop - 1} is damaged "
+                             f"({safety.describe(exc)}); see gen verify {self.url}") from None
 
     def read_scene(self, i: int, names=None) -> dict:
         """Arrays of scene ``i``; a ChunkError (one line naming the array and scene) for a

@@ -44,3 +44,10 @@ def test_puts_gets_and_reads_are_zarrs_own_bytes(tmp_path):
     assert filecmp.cmp(ref_file, tmp_path / "out.zarr" / "a" / "c" / "1" / "0" / "0", shallow=False)
     np.testing.assert_array_equal(out[4:8], data[4:8])  # zarr decodes what was put
     assert (out[0:4] == -1).all()
+
+
+def test_exists_tells_stored_chunks_from_unwritten_ones(tmp_path):
+    a = _array(tmp_path / "e.zarr", "a")
+    a[4:8] = np.ones((4, 3, 5), np.float32)
+    got, read, found = chunk_io(exists=[(a, (1, 0, 0)), (a, (0, 0, 0))])
+    assert (got, read, found) == ([], [], [True, False])
