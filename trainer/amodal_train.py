@@ -147,7 +147,8 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     if not resume:
         writer.writerow(["step", "loss", *names, "lr", "images_per_s"])
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc=f"train amodal {cfg.model}",
-               disable=not progress or rank, dynamic_ncols=True, file=sys.stderr)
+               disable=not progress or rank, dynamic_ncols=True, file=sys.stderr,
+               delay=1e-3)  # shown from the first step: an error before it stays one line
     window, t_window, n_window, last_mean, start = [], time.perf_counter(), 0, math.inf, step
     t_start = time.perf_counter()
     net.train()

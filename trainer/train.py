@@ -296,7 +296,8 @@ class _Log:
             self.writer.writerow(["step", "stage", "loss", "lr", "samples_per_s"])
         self.tb = _tensorboard(run.out) if run.rank == 0 else None
         self.bar = tqdm(total=self.cfg.steps, initial=run.step, unit="step", desc=f"train {self.cfg.model}",
-                        disable=not progress or run.rank, dynamic_ncols=True, file=sys.stderr)
+                        disable=not progress or run.rank, dynamic_ncols=True, file=sys.stderr,
+                        delay=1e-3)  # shown from the first step: an error before it stays one line
         self.window, self.t0, self.samples = [], time.perf_counter(), 0
         self.last_mean = math.inf
 
