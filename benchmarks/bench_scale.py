@@ -214,7 +214,6 @@ def main() -> None:
 
 def s3_part(args, env) -> list[str]:
     import boto3
-
     import fsspec.config
     endpoint, counter, stop = loopback_s3()
     try:

@@ -11,6 +11,7 @@ from composer import ops
 from composer.shard_config import ShardConfig
 from composer.shard_store import MASK_KINDS
 
+
 def to_f16_bits(a: np.ndarray) -> np.ndarray:
     """float32 -> IEEE half bits (int16), with OpenCV's SIMD path (3x numpy 2's astype here;
     OpenCV 5 dropped convertFp16 but converts to CV_16F in any arithmetic op)."""

@@ -173,7 +173,7 @@ def _stop_fast(cluster, client) -> None:
 
     logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
     if cluster is None:  # interrupted while starting: the workers spawned so far
-        kill_workers(_spawned_children())
+        kill_workers(spawned_children())
         for c in list(SpecCluster._instances):  # else distributed retries closing it at exit
             if c.status.name in ("init", "starting", "failed"):
                 SpecCluster._instances.discard(c)
@@ -200,7 +200,7 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
-def _spawned_children() -> list[int]:
+def spawned_children() -> list[int]:
     import psutil  # distributed's own dependency
     out = []
     for p in psutil.Process().children(recursive=True):

@@ -115,50 +115,54 @@ def execute(fn: Callable, tasks: Iterable[Task], shared: tuple, opts: ClusterOpt
     propagates; a second Ctrl-C ends the process at once."""
     if opts.in_process:
         fn = local_fn or fn
-        try:
-            for task in tasks:
-                try:
-                    result = fn(*shared, task.arg)
-                except Exception as exc:  # noqa: BLE001 - a failed task is logged, as on Dask
-                    on_failure(task, failure_message(exc))
-                else:
-                    on_result(task, result)
-                tick()
-        except KeyboardInterrupt:
-            arm_second_ctrl_c()
-            raise
+        arm_ctrl_c()
+        for task in tasks:
+            try:
+                result = fn(*shared, task.arg)
+            except Exception as exc:  # noqa: BLE001 - a failed task is logged, as on Dask
+                on_failure(task, failure_message(exc))
+            else:
+                on_result(task, result)
+            tick()
         return
-    from pipelines.cluster import connect, kill_workers, worker_pids
+    from pipelines.cluster import connect, spawned_children, worker_pids
 
     workers, threads = layout or (opts.workers, opts.threads_per_worker)
+    clusters: list = []
+    arm_ctrl_c(lambda: worker_pids(clusters[0]) if clusters else spawned_children())
     with connect(opts.scheduler, workers, threads) as client:
         on_cluster()
         cluster = getattr(client, "cluster", None)
-        try:
-            # Shared data goes to the scheduler once, as a task of its own, and on to each
-            # worker once (tasks depend on it).  Not scattered: scatter waits for workers,
-            # and scattered data a lost worker held cannot be recomputed.
-            token = uuid.uuid4().hex[:12]
-            shared_f = tuple(client.submit(_identity, s, key=f"rgsd-shared-{k}-{token}", pure=False)
-                             for k, s in enumerate(shared))
-            _pump(client, fn, iter(tasks), shared_f, opts, on_result, on_failure, tick, resources)
-        except KeyboardInterrupt:
-            arm_second_ctrl_c(worker_pids(cluster) if cluster is not None else [], kill_workers)
-            raise
+        if cluster is not None:
+            clusters.append(cluster)
+        # Shared data goes to the scheduler once, as a task of its own, and on to each
+        # worker once (tasks depend on it).  Not scattered: scatter waits for workers,
+        # and scattered data a lost worker held cannot be recomputed.
+        token = uuid.uuid4().hex[:12]
+        shared_f = tuple(client.submit(_identity, s, key=f"rgsd-shared-{k}-{token}", pure=False)
+                         for k, s in enumerate(shared))
+        _pump(client, fn, iter(tasks), shared_f, opts, on_result, on_failure, tick, resources)
 
 
-def arm_second_ctrl_c(pids=(), kill=None) -> None:
-    """After the first Ctrl-C the run stops in an orderly way (a few seconds); a second one
-    ends the process at once, taking our worker processes with it.  :func:`disarm` undoes it."""
+def arm_ctrl_c(pids: Callable = lambda: ()) -> None:
+    """The first Ctrl-C raises KeyboardInterrupt (the run stops in an orderly way, within a
+    few seconds); from that moment a second one ends the process at once, taking our worker
+    processes (``pids()``) with it.  :func:`disarm` restores Python's handler."""
     import threading
     if threading.current_thread() is not threading.main_thread():
         return
 
     def now(*_):
-        if kill is not None and pids:
-            kill(pids)
-        os._exit(130)
-    signal.signal(signal.SIGINT, now)
+        from pipelines.cluster import kill_workers
+        try:
+            kill_workers(pids())
+        finally:
+            os._exit(130)
+
+    def first(*_):
+        signal.signal(signal.SIGINT, now)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, first)
 
 
 def disarm() -> None:

@@ -153,10 +153,10 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         meta.flush()
         done = st.done()
         runner.update_failure_log(st.group, failures, done)
+        runner.disarm()  # after the flags are written: a second Ctrl-C until then exits at once
     nd = int(done.sum())
     if code == 130:
         runner.print_err(f"\n{runner.interrupted_line(nd, st.n, 'scenes')}")
-        runner.disarm()
         return RunResult(130, nd, st.n, time.perf_counter() - t_start, failures)
     wall = time.perf_counter() - t_start
     size = st.bytes_stored()

@@ -155,11 +155,11 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, see
         bar.close()
         done = st.done()
         runner.update_failure_log(st.group, failures, done)
+        runner.disarm()  # after the flags are written: a second Ctrl-C until then exits at once
     nd = int(done.sum())
     wall = time.perf_counter() - t0
     if code == 130:
         runner.print_err(f"\n{runner.interrupted_line(nd, n_shards, 'shards')}")
-        runner.disarm()
         return RunResult(130, nd, n_shards, wall, failures, results)
     n = sum(r.get("samples", 0) for r in results)
     print(f"{out_url}: {nd}/{n_shards} shards ({st.n_samples} samples) done; "
