@@ -25,10 +25,10 @@ def run_timed(cfg, n, opts, tmp, name) -> tuple[float, float]:
     from pipelines import scenes_run
     url = os.path.join(tmp, f"{name}.zarr")
     t0 = time.perf_counter()
-    code = scenes_run.run(url, n=n, cfg=cfg, seed=11, overwrite=True, cluster=opts)
+    result = scenes_run.run(url, n=n, cfg=cfg, seed=11, overwrite=True, cluster=opts)
     wall = time.perf_counter() - t0
-    assert code == 0, name
-    busy = sum(sum(t.get(k, 0.0) for k in ("build", "rgb", "annotations", "write")) for t in scenes_run.run.last_timings)
+    assert result.code == 0, name
+    busy = sum(result.stats[k] for k in scenes_run.PHASES)
     return n / wall, n / (busy / max(opts.workers, 1))
 
 

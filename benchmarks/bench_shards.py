@@ -58,12 +58,14 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)  # deleting an earlier, bigger store is not the run
             t0 = time.perf_counter()
             r0 = resource.getrusage(resource.RUSAGE_SELF)
-            assert shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, workers=workers, overwrite=True) == 0
+            result = shards_run.run(out, [src], samples=n, cfg=cfg, seed=1, overwrite=True,
+                                    cluster=shards_run.ClusterOptions(workers=workers))
+            assert result.code == 0
             wall = time.perf_counter() - t0
             if workers == 0:  # this process did all the work, writer thread included
                 r1 = resource.getrusage(resource.RUSAGE_SELF)
                 cpu_s = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-            res = shards_run.run.last_results
+            res = result.results
             peak = max(r.get("peak_rss_mib", 0) for r in res)
             # Per core, steady state: samples over the seconds tasks ran (each task holds one
             # core), which leaves out starting the cluster and the workers.

@@ -295,6 +295,7 @@ def import_rgbd(src_dir, out_url: str, *, overwrite: bool = False, depth_scale: 
     st = scene_store.create(out_url, len(pairs), cfg, 0, approximate_intrinsics(w, h),
                             overwrite=overwrite, extra_attrs=extra, hint="")
     dropped = 0
+    meta = scene_store.MetaBuffer(st)  # the small per-scene data goes in batches of chunks
     try:
         with tqdm(total=len(pairs), unit="scene", desc="import", file=sys.stderr, delay=1.0,
                   dynamic_ncols=True) as bar:
@@ -311,8 +312,11 @@ def import_rgbd(src_dir, out_url: str, *, overwrite: bool = False, depth_scale: 
                         raise RGBDImportError(f"{p} is {a.shape[1]}x{a.shape[0]} but the images are {w}x{h}")
                 spec = {"scenario": "imported", "imported": name, "rgb": rgb_p.name, "depth": depth_p.name,
                         "instance": inst_p.name if inst_p else None}
-                st.write_scene(i, scene_arrays(rgb, depth, instance, kmax), json.dumps(spec))
+                arrays = scene_arrays(rgb, depth, instance, kmax)
+                st.write_pixels(i, arrays)
+                meta.add(i, scene_store.tables_of(arrays), json.dumps(spec))
                 bar.update(1)
+        meta.flush()
     except BaseException:
         # A half-written import is of no use and would block a rerun without --overwrite.
         scene_store.remove(out_url)

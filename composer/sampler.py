@@ -8,19 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from composer import ops
+from composer.shard_config import ShardConfig
 from composer.shard_store import MASK_KINDS
-
-DEFAULTS = {
-    "patch": 320,
-    "shard_size": 256,
-    "chunk_size": 32,
-    "batch_scenes": 12,  # source scenes a shard task loads (and samples everything from)
-    "mask_mix": {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15},  # maskdepth §4.1
-    "min_fraction": 0.01,  # an object must cover >= 1 % of its image (supp. §3)
-    "human_classes": ["pedestrian"],
-    "object_classes": ["car", "van", "truck", "bus", "traffic_sign", "traffic_light", "pole", "unlabeled"],
-    "near_m": 1.0,  # depth space: 10 * min(1, near_m / z)
-}
 
 
 def to_f16_bits(a: np.ndarray) -> np.ndarray:
@@ -43,18 +32,18 @@ def load_scene(store, i: int, near_m: float) -> dict:
     return s
 
 
-def mask_candidates(scenes: list[dict], classes: list[str], cfg: dict) -> dict[str, list]:
+def mask_candidates(scenes: list[dict], classes: list[str], cfg: ShardConfig) -> dict[str, list]:
     """(scene slot, instance id or 0 for sky) per mask kind, among the loaded scenes."""
-    human = {classes.index(c) for c in cfg["human_classes"] if c in classes}
-    obj = {classes.index(c) for c in cfg["object_classes"] if c in classes}
+    human = {classes.index(c) for c in cfg.human_classes if c in classes}
+    obj = {classes.index(c) for c in cfg.object_classes if c in classes}
     sky_id = classes.index("sky")
     out: dict[str, list] = {k: [] for k in MASK_KINDS}
     for b, s in enumerate(scenes):
         area = s["instance"].size
-        if (s["semantic"] == sky_id).mean() >= cfg["min_fraction"]:
+        if (s["semantic"] == sky_id).mean() >= cfg.min_fraction:
             out["sky"].append((b, 0))
         for k in range(int(s["num_instances"])):
-            if s["modal_area"][k] < cfg["min_fraction"] * area:
+            if s["modal_area"][k] < cfg.min_fraction * area:
                 continue
             c = int(s["instance_class"][k])
             if c in human:
@@ -78,17 +67,17 @@ def _pick_kind(rng, mix: dict, available: dict) -> str:
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
-def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, seed: int, on_chunk=None) -> dict:
+def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: ShardConfig, seed: int, on_chunk=None) -> dict:
     """Arrays (shard_store.ARRAYS) of shard j.  ``refs`` lists (store id, scene) of every done
     source scene; ``stores`` are the opened scene stores.  ``on_chunk(arrays, first, stop)`` is called
     as each ``chunk_size`` run of samples is finished, so the caller can write it while the
     next one is built."""
     rng = shard_rng(seed, j)
-    patch, n = cfg["patch"], cfg["shard_size"]
-    chunk = min(cfg["chunk_size"], n)  # as the store was created
-    pick = rng.choice(len(refs), size=min(cfg["batch_scenes"], len(refs)), replace=False)
+    patch, n = cfg.patch, cfg.shard_size
+    chunk = min(cfg.chunk_size, n)  # as the store was created
+    pick = rng.choice(len(refs), size=min(cfg.batch_scenes, len(refs)), replace=False)
     batch = [refs[int(p)] for p in sorted(pick)]
-    scenes = [load_scene(stores[si], i, cfg["near_m"]) for si, i in batch]
+    scenes = [load_scene(stores[si], i, cfg.near_m) for si, i in batch]
     classes = stores[0].attrs["classes"]
     cands = mask_candidates(scenes, classes, cfg)
     if not any(cands.values()):
@@ -109,7 +98,7 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, se
     for s in range(n):
         sample_seed = int(rng.integers(0, 2**63))
         r = np.random.Generator(np.random.PCG64(sample_seed))
-        kind = _pick_kind(r, cfg["mask_mix"], cands)
+        kind = _pick_kind(r, cfg.mask_mix, cands)
         bm, inst = cands[kind][int(r.integers(len(cands[kind])))]
         sm = scenes[bm]
         # The mask is compared inside its window only: a full-frame comparison per sample
@@ -120,7 +109,7 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: dict, se
             # A random stuff crop can miss the sky; retry so the mask is not (nearly) empty.
             for _ in range(20):
                 win_m = ops.stuff_crop(r, hw)
-                if (labels[win_m[1]:win_m[3], win_m[0]:win_m[2]] == target).mean() >= cfg["min_fraction"]:
+                if (labels[win_m[1]:win_m[3], win_m[0]:win_m[2]] == target).mean() >= cfg.min_fraction:
                     break
         else:
             win_m = ops.adaptive_crop(r, tuple(int(v) for v in sm["modal_box"][inst - 1]), hw, patch)

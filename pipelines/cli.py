@@ -178,7 +178,7 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
             cfg = scenes_run.index_assets(cfg)
         indices = _index_list(only) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
-                              cluster=cluster)
+                              cluster=cluster).code
     except (ConfigError, scenes_run.RunError, ClusterError, *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     sys.exit(code)
@@ -230,7 +230,7 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
     try:
         cfg = shards_run.shard_config(patch, over)
         code = shards_run.run(out, list(sources), samples=samples, cfg=cfg, seed=seed, overwrite=overwrite,
-                              resume=resume, workers=workers, scheduler=scheduler)
+                              resume=resume, cluster=shards_run.ClusterOptions(scheduler, workers)).code
     except (shards_run.RunError, ClusterError, *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     sys.exit(code)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import sys
 
 # Frames at least this heavy (pixels x samples) render faster as fewer workers with more
@@ -90,15 +92,119 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
             yield client
         return
     n = workers or default_layout(threads=threads_per_worker)[0]
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           resources={"render": 1}, memory_limit=memory_limit,
-                           dashboard_address="127.0.0.1:0", silence_logs=40)
+    import multiprocessing
+    # Ctrl-C in a terminal reaches every process of its group: our workers would shut
+    # themselves down (and their nannies log tracebacks and restart them) while the driver
+    # stops the run.  Workers are spawned through a wrapper that ignores SIGINT, which exec
+    # keeps, so the driver alone handles Ctrl-C -- from the first instant, restarts included.
+    multiprocessing.set_executable(_sigint_ignoring_python())
+    cluster = client = None
     try:
-        with Client(cluster) as client:
-            if not quiet:
-                each = f" x {threads_per_worker} Cycles threads" if (threads_per_worker or 1) > 1 else ""
-                print(f"dask: LocalCluster with {n} worker process(es){each}, dashboard {client.dashboard_link}",
-                      file=sys.stderr)
-            yield client
-    finally:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               resources={"render": 1}, memory_limit=memory_limit,
+                               dashboard_address="127.0.0.1:0", silence_logs=40)
+        client = Client(cluster)
+        if not quiet:
+            each = f" x {threads_per_worker} Cycles threads" if (threads_per_worker or 1) > 1 else ""
+            print(f"dask: LocalCluster with {n} worker process(es){each}, dashboard {client.dashboard_link}",
+                  file=sys.stderr)
+        yield client
+    except BaseException as exc:
+        _stop_fast(cluster, client)
+        if _interrupted(exc) and not isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C while the cluster was starting surfaces as distributed's own error
+            raise KeyboardInterrupt from None
+        raise
+    else:
+        client.close()
         cluster.close()
+    finally:
+        multiprocessing.set_executable(sys.executable)
+
+
+def _sigint_ignoring_python() -> str:
+    """A shell script that execs this Python with SIGINT ignored (created once per user)."""
+    import hashlib
+    import tempfile
+    tag = hashlib.sha1(sys.executable.encode()).hexdigest()[:10]
+    path = os.path.join(tempfile.gettempdir(), f"rgsd-python-nosigint-{os.getuid()}-{tag}")
+    text = f"#!/bin/sh\ntrap '' INT\nexec '{sys.executable}' \"$@\"\n"
+    try:
+        with open(path) as f:
+            if f.read() == text and os.access(path, os.X_OK):
+                return path
+    except OSError:
+        pass
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+    return path
+
+
+def worker_pids(cluster) -> list[int]:
+    """Process ids of a LocalCluster's worker processes (its nannies run in this process)."""
+    pids = []
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        proc = getattr(getattr(nanny, "process", None), "process", None)
+        if proc is not None and proc.pid:
+            pids.append(proc.pid)
+    return pids
+
+
+def kill_workers(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+STOP_TIMEOUT_S = 1.0
+
+
+def _stop_fast(cluster, client) -> None:
+    """Tear down after Ctrl-C or an error within a second or two.  Work still running is
+    lost anyway (its scenes stay not-done; chunk writes are atomic), so the workers are
+    killed first rather than waited for -- a worker in a long render would hold a graceful
+    close for minutes -- and the nannies' complaints about that are not the user's business."""
+    from distributed.deploy.spec import SpecCluster
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+    if cluster is None:  # interrupted while starting: the workers spawned so far
+        kill_workers(spawned_children())
+        for c in list(SpecCluster._instances):  # else distributed retries closing it at exit
+            if c.status.name in ("init", "starting", "failed"):
+                SpecCluster._instances.discard(c)
+        return
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        nanny.auto_restart = False
+    kill_workers(worker_pids(cluster))
+    with contextlib.suppress(BaseException):
+        if client is not None:
+            client.close(timeout=STOP_TIMEOUT_S)
+    with contextlib.suppress(BaseException):
+        cluster.close(timeout=STOP_TIMEOUT_S)
+    # A close that timed out would be retried, without a timeout, by distributed at exit.
+    SpecCluster._instances.discard(cluster)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def spawned_children() -> list[int]:
+    import psutil  # distributed's own dependency
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any("spawn_main" in part for part in p.cmdline()):
+                out.append(p.pid)
+    return out

@@ -9,16 +9,18 @@ import numpy as np
 from scenes import safety
 from scenes.store import StoreError, bytes_stored, open_store  # noqa: F401 - StoreError is re-raised by callers
 
+SPEC_SAMPLE = 256
+
 
 def store_kind(url: str) -> str:
     import zarr
 
     from scenes.store import exists
-    if not exists(url):
-        raise StoreError(f"no store at {url}")
     try:
-        return zarr.open_group(url, mode="r").attrs.get("kind", "?")
+        return zarr.open_group(url, mode="r", zarr_format=3).attrs.get("kind", "?")
     except Exception as exc:  # noqa: BLE001
+        if not exists(url):
+            raise StoreError(f"no store at {url}") from None
         raise StoreError(f"{url} is not a readable Zarr group: {safety.first_line(exc)}") from None
 
 
@@ -34,11 +36,12 @@ def info_text(url: str) -> str:
     counts: Counter = Counter()
     scenarios: Counter = Counter()
     if nd:
-        k = st.column("num_instances")
-        cls = st.column("instance_class")
-        for i in idx:
-            counts.update(classes[c] for c in cls[i, : k[i]])
-        for i in idx[:2000]:  # specs are large; a sample tells the mix
+        # Only the metadata chunks that hold finished scenes (1024 scenes per chunk).
+        k = st.rows("num_instances", idx)
+        cls = st.rows("instance_class", idx)
+        for row, kk in zip(cls, k):
+            counts.update(classes[c] for c in row[:kk])
+        for i in idx[:SPEC_SAMPLE]:  # specs are ~40 kB of JSON each; a sample tells the mix
             scenarios[json.loads(st.spec(int(i)))["scenario"]] += 1
     size = st.bytes_stored()
     r = a["resolution"]
@@ -48,7 +51,8 @@ def info_text(url: str) -> str:
         f"scenes      {nd}/{st.n} done" + (f" ({st.n - nd} to go: gen scenes --resume)" if nd < st.n else ""),
         f"resolution  {r['width']}x{r['height']}, fx={a['intrinsics']['fx']:.2f}",
         f"seed        {a['seed']}",
-        "scenarios   " + (", ".join(f"{s} {c}" for s, c in sorted(scenarios.items())) or "-"),
+        "scenarios   " + (", ".join(f"{s} {c}" for s, c in sorted(scenarios.items())) or "-")
+        + (f" (first {SPEC_SAMPLE} done scenes)" if nd > SPEC_SAMPLE else ""),
         "instances   " + (", ".join(f"{c} {n}" for c, n in counts.most_common()) or "-"),
         "per scene   " + (f"{sum(counts.values()) / max(nd, 1):.1f} instances, {size / max(nd, 1) / 1e6:.2f} MB stored"
                            if nd else "-"),
@@ -97,6 +101,8 @@ def shards_info_text(url: str) -> str:
         f"sources     {', '.join(a['sources'])}",
         f"per sample  {size / max(nd * st.shard_size, 1) / 1e3:.1f} kB stored" if size else "per sample  -",
         f"seed        {a['seed']}",
+        "failures    " + (f"{len(a['failures'])} shard(s), e.g. shard {next(iter(a['failures']))}: "
+                           f"{next(iter(a['failures'].values()))}" if a.get("failures") else "none"),
         f"config      {json.dumps(a['config'], separators=(',', ':'))}",
     ])
 

@@ -1,9 +1,15 @@
 """Scene rendering on Dask: one task renders the frames of one layout and writes them.
 
-Each task writes only its own scenes' chunks and sets ``done`` last, so concurrent workers
-never share a chunk and a killed task leaves its scenes not-done, to be rendered again.
-Blender runs inside the worker process (``bpy`` imported once and reused) or, with
+A task writes only its own scenes' per-pixel chunks and returns the small rest (tables and
+spec) for the driver to write in batches, ``done`` last (scenes/store.py), so concurrent
+workers never share a chunk and a killed task leaves its scenes not-done, to be rendered
+again.  Blender runs inside the worker process (``bpy`` imported once and reused) or, with
 ``blender="subprocess"``, in a fresh Python process per task, as BlenderProc and Kubric do.
+
+Test and benchmark hook: ``job["make"]`` names ("module:function") what makes the scenes,
+``make(group, cfg, seed, threads)`` yielding ``(index, spec_json, arrays, timings)`` per
+scene; the default, :func:`blender_scenes`, samples the specs and renders them with Blender.
+A stand-in that makes arrays without rendering measures everything else of a run.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import subprocess
 import sys
 import time
 
+DEFAULT_MAKER = "pipelines.scenes_dask:blender_scenes"
 _rendered_here = 0  # scenes this worker process has rendered since it started
+_open: dict = {}  # (url, run token) -> SceneStore: a task reopening the store costs ~25 reads
 
 
 def _rss_mib() -> float:
@@ -26,61 +34,101 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def render_group(url: str, group: list, cfg: dict, seed: int, threads: int = 0,
-                 overwrite: bool = False) -> list[dict]:
-    """Render scenes ``group`` = [(index, spec_json or None), ...] (frames of one layout) and
-    write them; scenes already done are skipped unless ``overwrite`` (a rerun after a lost
-    result costs nothing).  Returns one timing dict per scene."""
-    global _rendered_here
+def blender_scenes(group: list, cfg: dict, seed: int, threads: int = 0):
+    """Sample (or parse the stored) specs of ``group`` = [(index, spec_json or None), ...],
+    frames of one layout, and render them: (index, spec_json, arrays, timings) per scene."""
     from generator.render import render_layout
-    from scenes import store as scene_store
     from scenes.sampling import sample_scene
     from scenes.spec import SceneSpec
 
-    st = scene_store.open_store(url, mode="r+")
-    if not overwrite:
-        group = [(i, s) for i, s in group if not st.is_done(i)]
-    if not group:
-        return []
     local = copy.deepcopy(cfg)
     local["render"]["threads"] = threads or local["render"]["threads"]
     specs = [SceneSpec.from_json(s) if s else sample_scene(cfg, seed, i) for i, s in group]
-    out = []
     for spec, arrays, t in render_layout(specs, local):
+        yield spec.index, spec.to_json(), arrays, t
+
+
+def resolve(name: str):
+    import importlib
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _store(job: dict):
+    from scenes import store as scene_store
+    key = (job["url"], job.get("token"))
+    st = _open.get(key)
+    if st is None:
+        _open.clear()  # one run at a time per worker
+        st = _open[key] = scene_store.open_store(job["url"], mode="r+")
+    return st
+
+
+def render_group(job: dict, group: list) -> list[dict]:
+    """Make and write the per-pixel arrays of scenes ``group`` = [(index, spec_json or None)];
+    ``job``: {"url", "cfg", "seed", "threads", "make", "token"}, shared by every task of a run.
+    Returns, per scene, what the driver writes: {"index", "spec", "tables", "timing"}."""
+    global _rendered_here
+    from scenes.store import tables_of
+
+    st = _store(job)
+    make = resolve(job.get("make") or DEFAULT_MAKER)
+    out = []
+    for i, spec_json, arrays, t in make(group, job["cfg"], job["seed"], job.get("threads", 0)):
         w0 = time.perf_counter()
-        st.write_scene(spec.index, arrays, spec.to_json())
+        st.write_pixels(i, arrays)
         t["write"] = time.perf_counter() - w0
-        t["index"] = spec.index
         t["rss_mib"] = _rss_mib()
-        out.append(t)
+        out.append({"index": int(i), "spec": spec_json, "tables": tables_of(arrays), "timing": t})
         _rendered_here += 1
     return out
 
 
 RECYCLE_EXIT_TIMEOUT_S = 60.0
+RECYCLE_WAIT_S = 120.0  # for the driver to fetch this worker's last results
+RESULT_PREFIX = "render-scenes-"
+_recycling = False
 
 
 def maybe_recycle(recycle_after: int, max_rss_mib: float) -> bool:
     """Restart this Dask worker (its nanny starts a fresh process) once it has rendered
-    ``recycle_after`` scenes or grown past ``max_rss_mib``: Blender leaks over long loops."""
-    if not ((recycle_after and _rendered_here >= recycle_after) or (max_rss_mib and _rss_mib() > max_rss_mib)):
+    ``recycle_after`` scenes or grown past ``max_rss_mib``: Blender leaks over long loops.
+
+    A task's result (its scenes' tables) lives on this worker until the driver has it, and a
+    few more tasks are queued here: the worker pauses (takes no new task), waits until it
+    runs nothing and holds no result, then restarts; its queued tasks go elsewhere."""
+    global _recycling
+    if _recycling or not ((recycle_after and _rendered_here >= recycle_after)
+                          or (max_rss_mib and _rss_mib() > max_rss_mib)):
         return False
+    _recycling = True
+    import asyncio
     import faulthandler
 
     from distributed import get_worker
+    from distributed.core import Status
     w = get_worker()
-    # Blender sometimes hangs (or segfaults) while the interpreter shuts down; the nanny only
-    # restarts a worker whose process has exited, so a hung exit would leave the cluster
-    # without this worker for good.  faulthandler's watchdog is a C thread that still runs
-    # during finalisation: it prints where the process hung and _exit()s it.
-    faulthandler.dump_traceback_later(RECYCLE_EXIT_TIMEOUT_S, exit=True)
-    w.loop.add_callback(w.close_gracefully, restart=True, reason="rgsd-recycle")
+    deadline = time.monotonic() + RECYCLE_WAIT_S
+
+    async def restart_when_idle():
+        w.status = Status.paused
+        while time.monotonic() < deadline and (w.state.executing or any(
+                str(k).startswith(RESULT_PREFIX) for k in list(w.data))):
+            await asyncio.sleep(0.1)
+        # Blender sometimes hangs (or segfaults) while the interpreter shuts down; the nanny
+        # only restarts a worker whose process has exited, so a hung exit would leave the
+        # cluster without this worker for good.  faulthandler's watchdog is a C thread that
+        # still runs during finalisation: it prints where the process hung and _exit()s it.
+        faulthandler.dump_traceback_later(RECYCLE_EXIT_TIMEOUT_S, exit=True)
+        await w.close_gracefully(restart=True, reason="rgsd-recycle")
+
+    w.loop.add_callback(restart_when_idle)
     return True
 
 
-def render_group_task(url, group, cfg, seed, threads=0, overwrite=False, recycle_after=0, max_rss_mib=0.0):
-    out = render_group(url, group, cfg, seed, threads, overwrite)
-    maybe_recycle(recycle_after, max_rss_mib)
+def render_group_task(job: dict, group: list) -> list[dict]:
+    out = render_group(job, group)
+    maybe_recycle(job.get("recycle_after", 0), job.get("max_rss_mib", 0.0))
     return out
 
 
@@ -89,20 +137,25 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def render_group_subprocess(url, group, cfg, seed, threads=0, overwrite=False, **_ignored):
+def render_group_subprocess(job: dict, group: list) -> list[dict]:
     """The same work in a fresh Python process, so Blender's memory goes away with it."""
-    payload = json.dumps({"url": url, "group": group, "cfg": cfg, "seed": seed, "threads": threads,
-                          "overwrite": overwrite})
-    proc = subprocess.run([sys.executable, "-m", "pipelines.scenes_dask"], input=payload, text=True,
-                          capture_output=True, preexec_fn=_die_with_parent, env=os.environ.copy())
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"render subprocess exited with {proc.returncode}: {tail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    import pickle
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="rgsd-task-") as tmp:
+        result = os.path.join(tmp, "result.pickle")
+        payload = json.dumps({"job": job, "group": group, "result": result})
+        proc = subprocess.run([sys.executable, "-m", "pipelines.scenes_dask"], input=payload, text=True,
+                              capture_output=True, preexec_fn=_die_with_parent, env=os.environ.copy())
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"render subprocess exited with {proc.returncode}: {tail}")
+        with open(result, "rb") as f:
+            return pickle.load(f)
 
 
 if __name__ == "__main__":  # the subprocess side of render_group_subprocess
+    import pickle
     args = json.loads(sys.stdin.read())
-    result = render_group(args["url"], [tuple(g) for g in args["group"]], args["cfg"], args["seed"],
-                          args["threads"], args["overwrite"])
-    sys.stdout.write("\n" + json.dumps(result) + "\n")
+    out = render_group(args["job"], [tuple(g) for g in args["group"]])
+    with open(args["result"], "wb") as f:
+        pickle.dump(out, f)

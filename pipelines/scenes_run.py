@@ -4,16 +4,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+import uuid
 
 import numpy as np
 
+from pipelines import runner
+from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - the runner's options are ours
 from scenes import store as scene_store
 from scenes.spec import pinhole_intrinsics
-
-
-class RunError(ValueError):
-    """A user-facing problem with the run as asked."""
 
 
 def index_assets(cfg: dict) -> dict:
@@ -38,27 +36,31 @@ def index_assets(cfg: dict) -> dict:
     return cfg
 
 
-@dataclass
-class ClusterOptions:
-    scheduler: str | None = None
-    workers: int | None = None  # None: fill the cores (cluster.default_layout); 0: in this process, no Dask
-    threads_per_worker: int | None = None  # Cycles threads per worker process
-    blender: str = "worker"  # worker: bpy imported once per worker; subprocess: one per task
-    recycle_after: int = 200  # restart a worker after this many scenes (0 = never)
-    max_rss_mib: float = 3072.0  # ... or once it grows past this
-    retries: int = 2  # retries of a task that raised (a broken asset, say)
-    stall_timeout_s: float = 600.0  # give up when the cluster has had no worker this long
+PHASES = ("build", "rgb", "annotations", "write")
 
 
-def _groups(todo: list, frames: int) -> list[list]:
-    """Scenes of one layout go to one task, so the layout is built once."""
-    groups: dict[int, list] = {}
-    for i, spec_json in todo:
-        groups.setdefault(i // frames, []).append((i, spec_json))
-    return list(groups.values())
+def _tasks(todo, frames: int, specs: dict | None = None):
+    """Scenes of one layout go to one task, so the layout is built once; generated lazily
+    (a 40,000-scene run holds no list of 40,000 tasks).  ``todo``: ascending indices."""
+    group: list = []
+    for i in todo:
+        i = int(i)
+        if group and i // frames != group[0][0] // frames:
+            yield _task(group)
+            group = []
+        group.append((i, specs.get(i) if specs else None))
+    if group:
+        yield _task(group)
 
 
-def _open_or_create(url, n, cfg, seed, overwrite, resume, only):
+def _task(group) -> runner.Task:
+    return runner.Task(key=f"render-scenes-{group[0][0]}-{group[-1][0]}-{os.getpid()}",
+                       items=[i for i, _ in group], arg=group)
+
+
+def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None):
+    """Create or reopen the store of a run: (store, config, seed, the scenes to render as an
+    index array, stored specs for --only).  Reads the store's attributes and ``done``."""
     if only is not None:
         st = scene_store.open_store(url, mode="r+")
         bad = [i for i in only if not 0 <= i < st.n]
@@ -68,81 +70,107 @@ def _open_or_create(url, n, cfg, seed, overwrite, resume, only):
         if done[only].any() and not overwrite:
             raise RunError(f"scene {int(np.asarray(only)[done[only]][0])} of {url} is already done "
                            "(add --overwrite to re-render it)")
-        return st, st.attrs["config"], st.attrs["seed"], [(i, st.spec(i) or None) for i in only]
+        todo = np.unique(np.asarray(only, dtype=np.int64))
+        specs = {int(i): st.spec(int(i)) or None for i in todo}
+        st.set_done(todo, False)  # an interrupted re-render leaves them to --resume
+        return st, st.attrs["config"], st.attrs["seed"], todo, specs
     if resume:
         st = scene_store.open_store(url, mode="r+")
-        diff = scene_store.config_diff(st.attrs["config"], cfg)
-        if diff:
-            raise RunError(f"--resume: config key '{diff}' differs from the store's; rerun with the store's settings")
-        if st.attrs["seed"] != seed:
-            raise RunError(f"--resume: seed {seed} differs from the store's seed {st.attrs['seed']}")
-        if st.n != n:
-            raise RunError(f"--resume: --n {n} differs from the store's {st.n} scenes")
-        return st, cfg, seed, [(int(i), None) for i in np.flatnonzero(~st.done())]
+        runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"], "n": st.n},
+                            {"config": cfg, "seed": seed, "n": n})
+        return st, cfg, seed, np.flatnonzero(~st.done()), None
     r = cfg["render"]
     st = scene_store.create(url, n, cfg, seed, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"]),
                             overwrite=overwrite)
-    return st, cfg, seed, [(i, None) for i in range(n)]
+    return st, cfg, seed, np.arange(n), None
 
 
 def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None,
-        cluster: ClusterOptions | None = None) -> int:
+        cluster: ClusterOptions | None = None, make: str | None = None) -> RunResult:
+    """Render the scenes the store at ``url`` lacks.  ``make``: the test/benchmark hook of
+    pipelines/scenes_dask.py ("module:function" that makes scenes instead of Blender)."""
     from tqdm import tqdm
 
-    cluster = cluster or ClusterOptions()
-    _check_gpu(cfg, cluster)
-    if cluster.scheduler:
+    opts = cluster or ClusterOptions()
+    t_start = time.perf_counter()
+    _check_gpu(cfg, opts)
+    if opts.scheduler:
         from pipelines.cluster import reachable
-        reachable(cluster.scheduler)
+        reachable(opts.scheduler)
     if scene_store.safety.writable(url):
         raise RunError(f"cannot write to {scene_store.safety.writable(url)} (read-only)")
     try:
-        st, cfg, seed, todo = _open_or_create(url, n, cfg, seed, overwrite, resume, only)
+        st, cfg, seed, todo, specs = open_run(url, n, cfg, seed, overwrite, resume, only)
     except scene_store.StoreError as exc:
         raise RunError(str(exc)) from None
-    if not todo:
+    if not len(todo):
         print(f"{url}: all {st.n} scenes already done", file=sys.stderr)
-        return 0
-    groups = _groups(todo, cfg["scene"]["frames_per_layout"])
-    rerender = only is not None
+        return RunResult(0, st.n, st.n)
+    if opts.scheduler:  # an existing cluster's cores are not ours to count: --threads-per-worker
+        layout = (None, opts.threads_per_worker or 1)
+    elif opts.workers == 0:
+        layout = (0, opts.threads_per_worker or 0)
+    else:
+        from pipelines.cluster import default_layout
+        layout = default_layout(cfg["render"], workers=opts.workers, threads=opts.threads_per_worker)
+    job = {"url": url, "cfg": cfg, "seed": seed, "threads": layout[1], "make": make, "token": uuid.uuid4().hex,
+           "recycle_after": opts.recycle_after, "max_rss_mib": opts.max_rss_mib}
+    from pipelines import scenes_dask
+    fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
     # Shown after the cluster is up, so its dashboard line does not cut through the bar.
     bar = tqdm(total=len(todo), unit="scene", desc="scenes", dynamic_ncols=True, file=sys.stderr, smoothing=0.05,
-               delay=1e9 if cluster.workers != 0 or cluster.scheduler else 0)
-    timings: list[dict] = []
+               delay=0 if opts.in_process else 1e9)
+    meta = scene_store.MetaBuffer(st)
+    sums = dict.fromkeys(PHASES, 0.0)
+    count = [0]
     failures: dict[int, str] = {}
-    t_start = time.perf_counter()
+
+    def on_result(task, result):
+        for r in result:
+            meta.add(r["index"], r["tables"], r["spec"])
+            for k in PHASES:
+                sums[k] += r["timing"].get(k, 0.0)
+        count[0] += len(result)
+        bar.update(len(task.items))
+
+    def on_failure(task, msg):
+        failures.update(dict.fromkeys(task.items, msg))
+        bar.update(len(task.items))
+
+    def on_cluster():
+        bar.delay = 0
+        bar.refresh()
+
+    code = 0
     try:
-        if cluster.workers == 0 and not cluster.scheduler:
-            from pipelines.scenes_dask import render_group
-            for g in groups:
-                for t in render_group(url, g, cfg, seed, cluster.threads_per_worker or 0, rerender):
-                    timings.append(t)
-                    bar.update(1)
-        else:
-            _run_on_dask(url, groups, cfg, seed, rerender, cluster, bar, timings, failures)
+        runner.execute(fn, _tasks(todo, cfg["scene"]["frames_per_layout"], specs), (job,), opts,
+                       on_result=on_result, on_failure=on_failure, tick=meta.maybe_flush, layout=layout,
+                       resources={"render": 1}, local_fn=scenes_dask.render_group, on_cluster=on_cluster)
     except KeyboardInterrupt:
-        bar.close()
-        print(f"\ninterrupted: {int(st.done().sum())}/{st.n} scenes done; continue with --resume", file=sys.stderr)
-        return 130
+        code = 130
     finally:
         bar.close()
-        _record_failures(st, failures, [i for i, _ in todo])
+        meta.flush()
+        done = st.done()
+        runner.update_failure_log(st.group, failures, done)
+        runner.disarm()  # after the flags are written: a second Ctrl-C until then exits at once
+    nd = int(done.sum())
+    if code == 130:
+        runner.print_err(f"\n{runner.interrupted_line(nd, st.n, 'scenes')}")
+        return RunResult(130, nd, st.n, time.perf_counter() - t_start, failures)
     wall = time.perf_counter() - t_start
-    run.last_timings = timings  # for benchmarks: per-scene phase timings
-    done = int(st.done().sum())
     size = st.bytes_stored()
-    per = f", {size / max(done, 1) / 1e6:.2f} MB per scene" if size else ""
-    m = max(len(timings), 1)
-    phases = ", ".join(f"{k} {sum(t.get(k, 0.0) for t in timings) / m:.2f}"
-                       for k in ("build", "rgb", "annotations", "write"))
-    print(f"{url}: {done}/{st.n} scenes done{per}; {len(timings) / wall:.3f} scenes/s; "
+    per = f", {size / max(nd, 1) / 1e6:.2f} MB per scene" if size else ""
+    m = max(count[0], 1)
+    phases = ", ".join(f"{k} {sums[k] / m:.2f}" for k in PHASES)
+    print(f"{url}: {nd}/{st.n} scenes done{per}; {count[0] / wall:.3f} scenes/s; "
           f"mean s/scene: {phases}", file=sys.stderr)
     if failures:
         first = next(iter(failures.items()))
         print(f"error: {len(failures)} scene(s) failed (scene {first[0]}: {first[1]}); "
               f"see 'gen info {url}', fix, then --resume", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    return RunResult(code, nd, st.n, wall, failures, stats={"scenes": count[0], **sums})
 
 
 def _check_gpu(cfg: dict, cluster: ClusterOptions) -> None:
@@ -154,78 +182,3 @@ def _check_gpu(cfg: dict, cluster: ClusterOptions) -> None:
     if gpu_kind() is None:
         raise RunError("render.device=gpu but Cycles finds no GPU on this machine (OptiX/CUDA/HIP/oneAPI/Metal); "
                        "use render.device=auto or cpu")
-
-
-def _run_on_dask(url, groups, cfg, seed, rerender, opts: ClusterOptions, bar, timings, failures):
-    from pipelines import scenes_dask
-    from pipelines.cluster import connect, default_layout
-
-    if opts.scheduler:  # an existing cluster's cores are not ours to count: --threads-per-worker
-        workers, threads = None, opts.threads_per_worker or 1
-    else:
-        workers, threads = default_layout(cfg["render"], workers=opts.workers, threads=opts.threads_per_worker)
-    fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
-    with connect(opts.scheduler, workers, threads) as client:
-        bar.delay = 0
-        bar.refresh()
-        futures = {}
-        for g in groups:
-            f = client.submit(fn, url, g, cfg, seed, threads, rerender, recycle_after=opts.recycle_after,
-                              max_rss_mib=opts.max_rss_mib, resources={"render": 1}, retries=opts.retries,
-                              pure=False, key=f"render-scenes-{g[0][0]}-{g[-1][0]}-{os.getpid()}")
-            futures[f] = g
-        try:
-            for f in _completed(client, futures, opts.stall_timeout_s):
-                g = futures.pop(f)
-                if f.status == "error":
-                    err = f.exception()
-                    msg = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
-                    for i, _ in g:
-                        failures[i] = msg
-                    bar.update(len(g))
-                    continue
-                result = f.result()
-                timings.extend(result)
-                bar.update(len(g))
-                f.release()
-        except BaseException:
-            client.cancel(list(futures))
-            raise
-
-
-def _completed(client, futures, stall_timeout_s: float, poll_s: float = 0.2):
-    """Futures as they finish, like ``as_completed``, but raise RunError once the cluster
-    has had no worker for ``stall_timeout_s`` (every worker lost and none restarted), where
-    ``as_completed`` would wait forever.  Finished scenes are in the store: --resume."""
-    from distributed import as_completed
-
-    ac = as_completed(futures)
-    workerless_since, checked = None, 0.0
-    while not ac.is_empty():
-        batch = ac.next_batch(block=False)
-        if batch:
-            workerless_since = None
-            yield from batch
-            continue
-        now = time.monotonic()
-        if now - checked > 5.0:
-            checked = now
-            if client.scheduler_info().get("workers"):
-                workerless_since = None
-            elif workerless_since is None:
-                workerless_since = now
-            elif now - workerless_since > stall_timeout_s:
-                raise RunError(f"the Dask cluster has had no workers for {stall_timeout_s:.0f} s; "
-                               "finished scenes are saved, continue with --resume")
-        time.sleep(poll_s)
-
-
-def _record_failures(st, failures: dict, attempted: list) -> None:
-    """The store's failure log (group attribute, written by the driver only)."""
-    log = dict(st.group.attrs.get("failures", {}))
-    for i in attempted:
-        log.pop(str(i), None)
-    for i, msg in failures.items():
-        log[str(i)] = msg
-    if log or "failures" in st.group.attrs:
-        st.group.attrs["failures"] = log

@@ -1,24 +1,40 @@
 """The scene store: the one module that reads and writes rendered scenes on disk.
 
-A Zarr v3 group.  Every per-scene array has the scene as its first dimension and one
-chunk (or shard) per scene, so a worker writing scene ``i`` touches no chunk another
-scene uses; ``done[i]`` is written last.  Only the driver creates arrays or changes
-metadata.  Coordinates: camera space is OpenCV's (x right, y down, z forward); pixel
-(row i, col j) is a point sample at image position (u, v) = (j + 0.5, i + 0.5).
+A Zarr v3 group; every array has the scene as its first dimension.  Format version 2:
+
+* per-pixel arrays (``PIXEL_ARRAYS``: rgb, depth, ..., amodal) have one chunk (amodal: one
+  shard) per scene, written by the worker that renders the scene (:meth:`SceneStore.write_pixels`);
+* everything else (``META_ARRAYS``: ``spec``, ``num_instances``, the per-instance tables,
+  and ``done``) has chunks of ``META_CHUNK`` scenes (``spec``: ``SPEC_CHUNK``; ``done`` and
+  ``num_instances``: ``DONE_CHUNK``), written only
+  by the driver, in batches, from the small results tasks return (:meth:`SceneStore.write_meta`),
+  ``done`` after the rest.
+
+So no two processes ever write one chunk, a finished scene costs one object per per-pixel
+array plus a small share of the metadata chunks, and reading ``done`` or a table of a
+40,000-scene store is tens of requests, not 40,000.  A crash between a worker's write and the
+driver's flag leaves ``done[i]`` False: ``--resume`` renders that scene again.  Version-1
+stores (one chunk per scene for every array) read and resume through the same code.
+
+Coordinates: camera space is OpenCV's (x right, y down, z forward); pixel (row i, col j)
+is a point sample at image position (u, v) = (j + 0.5, i + 0.5).
 """
 from __future__ import annotations
 
-import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from scenes import safety
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 KIND = "rgsd.scenes"
+META_CHUNK = 1024  # scenes per chunk of the driver-written arrays
+DONE_CHUNK = 65536  # done and num_instances, read whole by info and --resume: 1-2 bytes a scene
+SPEC_CHUNK = 256  # specs are ~40 kB of JSON each: 10 MB per chunk uncompressed
 
 # name -> (dimension names after "scene", dtype, fill value)
 PER_SCENE = {
@@ -45,6 +61,8 @@ PER_SCENE = {
 }
 ANNOTATIONS = [k for k in PER_SCENE if k not in ("spec", "done")]
 PIXEL_ARRAYS = ["rgb", "depth", "instance", "semantic", "normals", "amodal"]
+TABLES = [k for k in ANNOTATIONS if k not in PIXEL_ARRAYS]  # num_instances and the per-instance tables
+META_ARRAYS = TABLES + ["spec", "done"]
 
 
 StoreError = safety.StoreError  # defined there so that the guards need not import this module
@@ -54,56 +72,154 @@ class ChunkError(StoreError):
     """A chunk of a finished scene or shard is missing or fails its checksum."""
 
 
+def _damaged(url, name: str, where: str, exc: BaseException) -> ChunkError:
+    return ChunkError(f"{url}: array '{name}'{where} is damaged ({safety.describe(exc)}); see gen verify {url}")
+
+
+def tables_of(arrays: dict) -> dict:
+    """The driver-written part of a rendered scene's arrays (what a task sends back)."""
+    return {k: np.asarray(arrays[k]) for k in TABLES}
+
+
 @dataclass
 class SceneStore:
     group: object  # zarr.Group
     url: str
+    _arrays: dict = field(default_factory=dict, repr=False)
+    _chunks: dict = field(default_factory=dict, repr=False)  # name -> (chunk index, done snapshot, rows)
+
+    def array(self, name: str):
+        """The zarr array ``name``, opened once (each open is a metadata read; on S3, a GET)."""
+        a = self._arrays.get(name)
+        if a is None:
+            a = self._arrays[name] = self.group[name]
+        return a
 
     @property
     def attrs(self) -> dict:
         return dict(self.group.attrs)
 
     @property
+    def format_version(self) -> int:
+        return int(self.group.attrs.get("format_version", 0))
+
+    @property
     def n(self) -> int:
-        return int(self.group["done"].shape[0])
+        return int(self.array("done").shape[0])
 
     @property
     def max_instances(self) -> int:
-        return int(self.group["amodal"].shape[1])
+        return int(self.array("amodal").shape[1])
 
     def done(self) -> np.ndarray:
         try:
-            return self.group["done"][:]
+            return self.array("done")[:]
         except Exception as exc:  # noqa: BLE001 - a damaged chunk of the flags themselves
             raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)})") from None
 
     def is_done(self, i: int) -> bool:
-        """One scene's flag: a single chunk read, where done() reads one chunk per scene."""
-        return bool(self.group["done"][i])
+        """One scene's flag (one chunk read)."""
+        return bool(self.array("done")[i])
+
+    def _writable(self, name: str):
+        # Fill-valued chunks are written too, so a missing chunk always means damage.
+        return self.array(name).with_config({"write_empty_chunks": True})
+
+    def write_pixels(self, i: int, arrays: dict) -> None:
+        """The per-pixel arrays of scene ``i`` (its own chunks: the rendering worker's part)."""
+        for name in PIXEL_ARRAYS:
+            self._writable(name)[i] = arrays[name]
+
+    def write_meta(self, rows: list) -> None:
+        """Driver only: ``rows`` = [(i, tables_of(arrays), spec_json), ...] written in one batch,
+        chunk by chunk, every table and the specs first and then ``done`` for those scenes."""
+        if not rows:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+        rows = sorted(rows, key=lambda r: r[0])
+        idx = np.array([r[0] for r in rows], dtype=np.int64)
+
+        def put(name):
+            a = self.array(name)
+            if name == "spec":
+                value = np.array([r[2] for r in rows], dtype=object)
+            else:
+                value = np.stack([np.asarray(r[1][name], a.dtype) for r in rows])
+            self._writable(name).oindex[(idx,) + (slice(None),) * (a.ndim - 1)] = value
+
+        # Arrays written concurrently: on an object store each chunk is a GET and a PUT.
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, TABLES + ["spec"]))
+        self._writable("done").oindex[idx] = np.ones(len(idx), bool)
+        self._chunks.clear()
+
+    def set_done(self, indices, value: bool) -> None:
+        """Driver only: flag scenes (``--only`` clears them before re-rendering)."""
+        idx = np.asarray(sorted(int(i) for i in indices), dtype=np.int64)
+        if len(idx):
+            self._writable("done").oindex[idx] = np.full(len(idx), value)
+            self._chunks.clear()
 
     def write_scene(self, i: int, arrays: dict, spec_json: str) -> None:
-        """Write every array of scene ``i``, then mark it done (a crash leaves done[i] False)."""
-        g = self.group
-        for name in ANNOTATIONS:
-            # Fill-valued chunks are written too, so a missing chunk always means damage.
-            g[name].with_config({"write_empty_chunks": True})[i] = arrays[name]
-        _write_str(g["spec"], i, spec_json)
-        g["done"][i] = True
+        """Every array of scene ``i``, then its done flag: for single-process writers; a run
+        of many scenes batches the metadata with :class:`MetaBuffer`."""
+        self.write_pixels(i, arrays)
+        self.write_meta([(i, tables_of(arrays), spec_json)])
+
+    def _meta_row(self, name: str, i: int):
+        """Scene ``i`` of a driver-written array, through a one-chunk cache per array: a
+        chunk holds up to 1024 scenes, and readers go scene by scene.  A cached chunk serves
+        scene ``i`` only if ``i`` was done when it was read (``done`` is read first), so a
+        store still being written never hands out a scene's stale rows."""
+        a = self.array(name)
+        c = a.chunks[0]
+        k = i // c
+        hit = self._chunks.get(name)
+        if hit is None or hit[0] != k or not hit[1][i - k * c]:
+            lo, hi = k * c, min((k + 1) * c, a.shape[0])
+            try:
+                done = self.array("done")[lo:hi]
+                hit = self._chunks[name] = (k, done, a[lo:hi])
+            except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+                raise _damaged(self.url, name, f" of scene {i}", exc) from None
+        return hit[2][i - k * c]
 
     def column(self, name: str) -> np.ndarray:
         """One array for every scene (small per-scene tables: counts, classes)."""
         try:
-            return self.group[name][:]
+            return self.array(name)[:]
         except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
             raise ChunkError(f"{self.url}: array '{name}' is damaged ({safety.describe(exc)}); "
                              f"see gen verify {self.url}") from None
 
+    def rows(self, name: str, indices) -> np.ndarray:
+        """Scenes ``indices`` of a driver-written array, reading only the chunks that hold them."""
+        try:
+            return self.array(name).oindex[np.asarray(indices, dtype=np.int64)]
+        except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+            raise _damaged(self.url, name, "", exc) from None
+
     def spec(self, i: int) -> str:
-        return str(self._read("spec", i))
+        return str(self._meta_row("spec", i))
+
+    def read_scene(self, i: int, names=None) -> dict:
+        """Arrays of scene ``i``; a ChunkError (one line naming the array and scene) for a
+        chunk that fails its checksum, or is missing although the scene is done."""
+        names = list(names or ANNOTATIONS)
+        out = {n: (self._meta_row(n, i) if n in TABLES else self._read(n, i)) for n in names}
+        if safety.checked(self.group):
+            gone = safety.missing_chunks(self.group, names, i)
+            if gone and self.is_done(i):
+                raise ChunkError(f"{self.url}: array '{gone[0]}' of scene {i} has no stored chunk although "
+                                 f"the scene is done; see gen verify {self.url}")
+        if "amodal" in out:
+            k = int(self._meta_row("num_instances", i))
+            out["amodal"] = out["amodal"][:k]
+        return out
 
     def _read(self, name: str, i: int):
         try:
-            return self.group[name][i]
+            return self.array(name)[i]
         except IndexError:
             raise
         except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
@@ -124,44 +240,58 @@ class SceneStore:
             raise ChunkError(f"{self.url}: array '{name}' of scenes {start}..{stop - 1} is damaged "
                              f"({safety.describe(exc)}); see gen verify {self.url}") from None
 
-    def read_scene(self, i: int, names=None) -> dict:
-        """Arrays of scene ``i``; a ChunkError (one line naming the array and scene) for a
-        chunk that fails its checksum, or is missing although the scene is done."""
-        names = list(names or ANNOTATIONS)
-        out = {n: self._read(n, i) for n in names}
-        if safety.checked(self.group):
-            gone = safety.missing_chunks(self.group, names, i)
-            if gone and self.is_done(i):
-                raise ChunkError(f"{self.url}: array '{gone[0]}' of scene {i} has no stored chunk although "
-                                 f"the scene is done; see gen verify {self.url}")
-        if "amodal" in out:
-            k = int(self.group["num_instances"][i])
-            out["amodal"] = out["amodal"][:k]
-        return out
-
     def bytes_stored(self) -> int:
         return bytes_stored(self.url)
 
 
-def bytes_stored(url: str) -> int:
+class MetaBuffer:
+    """Driver-side batching of finished scenes' metadata: :meth:`add` rows as results come
+    in; they are written (``SceneStore.write_meta``) once ``max_rows`` are waiting or the
+    oldest has waited ``max_age_s``, and by :meth:`flush`."""
+
+    def __init__(self, store: SceneStore, max_rows: int = 256, max_age_s: float = 2.0):
+        self.store, self.max_rows, self.max_age_s = store, max_rows, max_age_s
+        self.rows: list = []
+        self.since = 0.0
+        self.written = 0
+
+    def add(self, i: int, tables: dict, spec_json: str) -> None:
+        import time
+        if not self.rows:
+            self.since = time.monotonic()
+        self.rows.append((int(i), tables, spec_json))
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        import time
+        if self.rows and (len(self.rows) >= self.max_rows or time.monotonic() - self.since >= self.max_age_s):
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        self.store.write_meta(rows)
+        self.written += len(rows)
+
+
+def bytes_stored(url) -> int:
     """Total bytes of a local store (0 for object stores, where listing costs requests)."""
-    p = Path(url)
+    if not isinstance(url, str) or not _is_local(url):
+        return 0
+    p = Path(url.removeprefix("file://"))
     if not p.exists():
         return 0
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-
-
-def _write_str(array, i: int, text: str) -> None:
-    # zarr 3.1 only accepts variable-length strings as an object array, not a scalar.
-    array.with_config({"write_empty_chunks": True})[i:i + 1] = np.array([text], dtype=object)
 
 
 def _is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 
 
-def exists(url: str) -> bool:
-    """Anything at ``url`` (a file, a folder, any object under the prefix)."""
+def exists(url) -> bool:
+    """Anything at ``url`` (a file, a folder, any object under the prefix; a zarr Store
+    object is taken to exist)."""
+    if not isinstance(url, str):
+        return True
     return safety.contents(url) is not None
 
 
@@ -195,8 +325,11 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
             # One inner chunk per instance inside one shard per scene: empty instance slots
             # cost nothing and a reader can fetch one instance's mask alone.
             kwargs = {"chunks": (1, 1, h, w), "shards": (1, kmax, h, w)}
-        else:
+        elif name in PIXEL_ARRAYS:
             kwargs = {"chunks": (1,) + shape[1:]}
+        else:  # driver-written metadata: many scenes per chunk
+            per = {"spec": SPEC_CHUNK, "done": DONE_CHUNK, "num_instances": DONE_CHUNK}.get(name, META_CHUNK)
+            kwargs = {"chunks": (min(n, per),) + shape[1:]}
         g.create_array(name, shape=shape, dtype=str if dtype == "str" else dtype, fill_value=fill,
                        dimension_names=("scene",) + dims, compressors=checksummed, **kwargs)
     g.attrs.update({
@@ -231,34 +364,49 @@ def new_group(url: str, kind: str):
         raise StoreError(f"cannot create a store at {url}: {safety.first_line(exc)}") from None
 
 
-def open_group_of_kind(url: str, kind: str, version: int, required, label: str, mode: str = "r"):
-    """The Zarr group at ``url`` if it is a complete store of ``kind`` and ``version``;
-    otherwise a StoreError whose one line says what is wrong."""
+def open_group_of_kind(url, kind: str, version, required, label: str, mode: str = "r", members: dict | None = None):
+    """The Zarr group at ``url`` if it is a complete store of ``kind`` and ``version`` (one
+    version or a tuple of readable ones); otherwise a StoreError whose one line says what is wrong.
+    ``members``, if given, receives the opened arrays by name."""
     import zarr
-    if not exists(url):
-        raise StoreError(f"no store at {url}")
-    try:
-        g = zarr.open_group(url, mode=mode)
+    versions = tuple(version) if isinstance(version, (tuple, list)) else (version,)
+    try:  # opened first and checked after: on an object store each check is a request
+        g = zarr.open_group(url, mode=mode, zarr_format=3)
     except Exception as exc:  # noqa: BLE001
+        if not exists(url):
+            raise StoreError(f"no store at {url}") from None
         raise StoreError(f"{url} is not a readable Zarr group: {safety.first_line(exc)}") from None
     found = g.attrs.get("kind")
     if found != kind:
         raise StoreError(f"{url} is a store of kind {found!r}, not a {label} ({kind!r})")
     found = g.attrs.get("format_version")
-    if found != version:
-        raise StoreError(f"{url} has {label} format version {found}, this rgsd reads version {version}")
+    if found not in versions:
+        readable = " or ".join(map(str, versions))
+        raise StoreError(f"{url} has {label} format version {found}, this rgsd reads version {readable}")
+    try:  # one listing, the members' metadata fetched concurrently: not a request per name
+        present = dict(g.members(max_depth=0))
+    except Exception:  # noqa: BLE001 - a damaged member: the loop below names it
+        present = {}
     for name in required:
+        if name in present:
+            continue
         try:
-            g[name]
+            present[name] = g[name]
         except KeyError:
             raise StoreError(f"{url} is an incomplete {label}: array '{name}' is missing") from None
         except Exception as exc:  # noqa: BLE001 - a truncated or edited zarr.json
             raise StoreError(f"{url}: the metadata of array '{name}' is damaged ({safety.first_line(exc)})") from None
+    if members is not None:
+        members.update(present)
     return g
 
 
-def open_store(url: str, mode: str = "r") -> SceneStore:
-    return SceneStore(open_group_of_kind(url, KIND, FORMAT_VERSION, PER_SCENE, "scene store", mode), url)
+def open_store(url, mode: str = "r") -> SceneStore:
+    """A scene store (format version 1 or 2) at ``url``: a path, an fsspec URL, or a zarr
+    Store object (tests wrap one to count requests)."""
+    arrays: dict = {}
+    g = open_group_of_kind(url, KIND, READABLE_VERSIONS, PER_SCENE, "scene store", mode, arrays)
+    return SceneStore(g, url if isinstance(url, str) else str(url), arrays)
 
 
 def scene_array(st: SceneStore, name: str, create: dict | None = None):
@@ -304,18 +452,3 @@ def software_versions() -> dict:
         except PackageNotFoundError:
             out[dist.lower()] = "source" if dist == "rgsd" else None
     return out
-
-
-def config_diff(a: dict, b: dict, path: str = "") -> str | None:
-    """The first dotted key whose value differs between two configs, or None."""
-    for key in sorted(set(a) | set(b)):
-        where = f"{path}{key}"
-        if key not in a or key not in b:
-            return where
-        if isinstance(a[key], dict) and isinstance(b[key], dict):
-            d = config_diff(a[key], b[key], where + ".")
-            if d:
-                return d
-        elif json.dumps(a[key]) != json.dumps(b[key]):
-            return where
-    return None

@@ -36,13 +36,13 @@ def assert_same_annotations(a_url, b_url, n=N):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     url = str(tmp_path_factory.mktemp("ref") / "ref.zarr")
-    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=0)) == 0
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=0)).code == 0
     return url
 
 
 def test_two_workers_equal_one_process(reference, tmp_path):
     url = str(tmp_path / "two.zarr")
-    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=2)) == 0
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=2)).code == 0
     assert_same_annotations(reference, url)
 
 
@@ -67,7 +67,7 @@ def test_sigkilled_worker_loses_no_scene(reference, tmp_path):
 
         threading.Thread(target=killer, daemon=True).start()
         code = scenes_run.run(url, n=N, cfg=CFG, seed=3,
-                              cluster=scenes_run.ClusterOptions(scheduler=cluster.scheduler_address))
+                              cluster=scenes_run.ClusterOptions(scheduler=cluster.scheduler_address)).code
     assert killed and code == 0
     assert_same_annotations(reference, url)
 
@@ -76,7 +76,10 @@ def test_ctrl_c_then_resume_equals_uninterrupted(reference, tmp_path):
     url = str(tmp_path / "resumed.zarr")
     args = [GEN, "scenes", "--n", str(N), "--out", url, "--seed", "3", "--preset", "tiny", "--scenario", "mix",
             "--set", "render.width=64", "--set", "render.height=40", "--workers", "1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A non-interactive shell starts background jobs with SIGINT ignored, and that survives
+    # exec: without restoring the default, the child never sees the Ctrl-C sent below.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -85,9 +88,11 @@ def test_ctrl_c_then_resume_equals_uninterrupted(reference, tmp_path):
         except scene_store.StoreError:
             pass
         time.sleep(0.05)
+    t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
+    assert time.monotonic() - t0 <= 5.0
     assert "--resume" in err and "Traceback" not in err
     done = scene_store.open_store(url).done()
     assert 2 <= done.sum() < N
@@ -108,7 +113,7 @@ def test_failing_task_goes_to_the_failure_log(tmp_path):
     cfg = scenes_run.index_assets(cfg)
     (assets / "p.png").write_bytes(b"broken after indexing")
     url = str(tmp_path / "fail.zarr")
-    code = scenes_run.run(url, n=2, cfg=cfg, seed=1, cluster=scenes_run.ClusterOptions(workers=1, retries=1))
+    code = scenes_run.run(url, n=2, cfg=cfg, seed=1, cluster=scenes_run.ClusterOptions(workers=1, retries=1)).code
     assert code == 1
     st = scene_store.open_store(url)
     log = st.attrs["failures"]
@@ -134,7 +139,7 @@ def test_s3_store_on_a_loopback_server(tmp_path, monkeypatch):
         monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="rgsd")
         url = "s3://rgsd/scenes.zarr"
-        assert scenes_run.run(url, n=2, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=1)) == 0
+        assert scenes_run.run(url, n=2, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=1)).code == 0
         st = scene_store.open_store(url)
         assert st.done().all()
         s = st.read_scene(1)
@@ -148,14 +153,14 @@ def test_s3_store_on_a_loopback_server(tmp_path, monkeypatch):
 def test_workers_recycled_after_every_scene_lose_nothing(reference, tmp_path):
     url = str(tmp_path / "recycled.zarr")
     opts = scenes_run.ClusterOptions(workers=2, recycle_after=1)
-    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts) == 0
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts).code == 0
     assert_same_annotations(reference, url)
 
 
 def test_blender_subprocess_mode(reference, tmp_path):
     url = str(tmp_path / "sub.zarr")
     opts = scenes_run.ClusterOptions(workers=1, blender="subprocess")
-    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts) == 0
+    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts).code == 0
     assert_same_annotations(reference, url)
 
 
