@@ -110,6 +110,8 @@ def _index_list(text: str) -> list[int]:
                    "holding .glb/.gltf/.obj/.blend models, and pedestrian_cutouts/ holding RGBA images.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--resume", is_flag=True, help="Continue an existing store: render only scenes not yet done.")
+@click.option("--allow-blender-change", is_flag=True,
+              help="Let --resume/--only add scenes to a store rendered by another Blender version (RGB differs).")
 @click.option("--only", default=None, metavar="INDICES",
               help="Re-render these scenes (e.g. 17 or 3,5,10-12) of an existing store from their stored specs.")
 @click.option("--frames-per-layout", type=click.IntRange(min=1), default=None,
@@ -132,9 +134,9 @@ def _index_list(text: str) -> list[int]:
               help="Restart a worker whose memory exceeds this many MiB after a task; 0 = no limit.")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failing task before its scenes go to the store's failure log.")
-def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume, only,
-           frames_per_layout, scheduler, workers, threads_per_worker, blender_mode, recycle_after, max_rss_mib,
-           retries):
+def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume,
+           allow_blender_change, only, frames_per_layout, scheduler, workers, threads_per_worker, blender_mode,
+           recycle_after, max_rss_mib, retries):
     """Render N procedural scenes with RGB, depth, instance, semantic, amodal and normal maps.
 
     \b
@@ -178,7 +180,7 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
             cfg = scenes_run.index_assets(cfg)
         indices = _index_list(only) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
-                              cluster=cluster).code
+                              cluster=cluster, allow_blender_change=allow_blender_change).code
     except (ConfigError, scenes_run.RunError, ClusterError, *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     sys.exit(code)
@@ -463,7 +465,8 @@ def _add_export_commands():
     eval_.add_command(cli_export.eval_order)
 
 
-_add_export_commands()
+if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+    _add_export_commands()
 
 
 def _add_amodal_commands():
@@ -474,7 +477,8 @@ def _add_amodal_commands():
     cli.add_command(cli_amodal.segment)
 
 
-_add_amodal_commands()
+if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+    _add_amodal_commands()
 
 
 def _add_stats_command():
@@ -482,7 +486,8 @@ def _add_stats_command():
     cli.add_command(cli_stats.stats)
 
 
-_add_stats_command()
+if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+    _add_stats_command()
 
 
 @cli.command()
@@ -531,5 +536,6 @@ def main():
     cli(prog_name="gen")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # torchrun ... -m pipelines.cli: run the importable module, commands and all
+    from pipelines.cli import main as _main
+    _main()

@@ -58,11 +58,26 @@ def _task(group) -> runner.Task:
                        items=[i for i, _ in group], arg=group)
 
 
-def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None):
+def check_blender(st, allow_change: bool = False) -> None:
+    """RunError when the store was rendered by another Blender than the installed one: its
+    RGB would differ from the scenes added now (annotations would not)."""
+    from importlib.metadata import PackageNotFoundError, version
+    stored = (st.attrs.get("software") or {}).get("bpy")
+    try:
+        here = version("bpy")
+    except PackageNotFoundError:
+        return  # --scheduler: Blender lives on the workers, checked there
+    if stored and stored != here and not allow_change:
+        raise RunError(f"{st.url} was rendered with Blender {stored}, this is Blender {here}: its RGB would "
+                       "differ (annotations would not); pass --allow-blender-change to continue anyway")
+
+
+def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_blender_change=False):
     """Create or reopen the store of a run: (store, config, seed, the scenes to render as an
     index array, stored specs for --only).  Reads the store's attributes and ``done``."""
     if only is not None:
         st = scene_store.open_store(url, mode="r+")
+        check_blender(st, allow_blender_change)
         bad = [i for i in only if not 0 <= i < st.n]
         if bad:
             raise RunError(f"--only: scene {bad[0]} is outside 0..{st.n - 1} of {url}")
@@ -76,6 +91,7 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None):
         return st, st.attrs["config"], st.attrs["seed"], todo, specs
     if resume:
         st = scene_store.open_store(url, mode="r+")
+        check_blender(st, allow_blender_change)
         runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"], "n": st.n},
                             {"config": cfg, "seed": seed, "n": n})
         return st, cfg, seed, np.flatnonzero(~st.done()), None
@@ -86,7 +102,8 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None):
 
 
 def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None,
-        cluster: ClusterOptions | None = None, make: str | None = None) -> RunResult:
+        cluster: ClusterOptions | None = None, make: str | None = None,
+        allow_blender_change: bool = False) -> RunResult:
     """Render the scenes the store at ``url`` lacks.  ``make``: the test/benchmark hook of
     pipelines/scenes_dask.py ("module:function" that makes scenes instead of Blender)."""
     from tqdm import tqdm
@@ -100,7 +117,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
     if scene_store.safety.writable(url):
         raise RunError(f"cannot write to {scene_store.safety.writable(url)} (read-only)")
     try:
-        st, cfg, seed, todo, specs = open_run(url, n, cfg, seed, overwrite, resume, only)
+        st, cfg, seed, todo, specs = open_run(url, n, cfg, seed, overwrite, resume, only, allow_blender_change)
     except scene_store.StoreError as exc:
         raise RunError(str(exc)) from None
     if not len(todo):

@@ -63,3 +63,20 @@ def test_missing_distribution_names_the_extra(monkeypatch):
         R.require_for_urls(["s3://bucket/x.zarr"], "gen info")
     with pytest.raises(MissingDependency, match=r"gen scenes needs Blender's Python module"):
         require("bpy", "gen scenes")
+
+
+def test_resume_refuses_a_store_of_another_blender(tmp_path):
+    """A store whose attrs say Blender 5.0.1 (as 5.0-era stores do) is refused by --resume
+    with one line naming both versions, and accepted with --allow-blender-change."""
+    import zarr
+
+    from tests.fixture_store import make_scene_store
+    url = str(tmp_path / "old.zarr")
+    make_scene_store(url, n=2)
+    g = zarr.open_group(url, mode="r+")
+    g.attrs["software"] = dict(g.attrs["software"], bpy="5.0.1")
+    from pipelines import scenes_run
+    st = scenes_run.scene_store.open_store(url)
+    with pytest.raises(scenes_run.RunError, match=r"Blender 5\.0\.1, this is Blender 5\.3"):
+        scenes_run.check_blender(st)
+    scenes_run.check_blender(st, allow_change=True)
