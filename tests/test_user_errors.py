@@ -90,7 +90,7 @@ DAMAGE = {
     "emptied": lambda s: os.truncate(s / "depth/c/0/0/0", 0),
     "amodal_deleted": lambda s: (s / "amodal/c/0/0/0/0").unlink(),
     "semantic_deleted": lambda s: (s / "semantic/c/1/0/0").unlink(),
-    "counts_flipped": lambda s: _flip(s / "num_instances/c/1"),
+    "counts_flipped": lambda s: _flip(s / "num_instances/c/0"),  # one chunk for every scene (format v2)
     "zarrjson": lambda s: os.truncate(s / "zarr.json", 25),
     "array_zarrjson": lambda s: os.truncate(s / "depth/zarr.json", 25),
 }
