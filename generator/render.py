@@ -74,6 +74,17 @@ def _set_main_settings(scene, r: dict, seed: int) -> None:
     c.use_adaptive_sampling = r["adaptive_threshold"] > 0
     c.adaptive_threshold = max(r["adaptive_threshold"], 0.0)
     c.use_denoising = bool(r["denoise"])
+    c.denoiser = "OPENIMAGEDENOISE"
+    c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+    c.denoising_prefilter = r["denoise_prefilter"].upper()
+    c.denoising_quality = r["denoise_quality"].upper()
+    c.use_light_tree = bool(r["light_tree"])
+    c.use_guiding = bool(r["path_guiding"])
+    if scene.world is not None:
+        wc = scene.world.cycles
+        wc.sampling_method = "MANUAL" if r["world_map_resolution"] else "AUTOMATIC"
+        if r["world_map_resolution"]:
+            wc.sample_map_resolution = r["world_map_resolution"]
     c.max_bounces = r["max_bounces"]
     c.diffuse_bounces = min(r["max_bounces"], 4)
     c.glossy_bounces = min(r["max_bounces"], 4)
@@ -91,6 +102,9 @@ def _set_annot_settings(scene) -> None:
     c.samples = 1
     c.use_adaptive_sampling = False
     c.use_denoising = False
+    # Fixed here, not inherited from the RGB settings, so no RGB choice can reach this pass.
+    c.use_guiding = False
+    c.use_light_tree = True
     c.max_bounces = 0
     c.transparent_max_bounces = 1024  # every surface along the ray is crossed
     c.min_transparent_bounces = 1024  # and never cut short by Russian roulette

@@ -11,12 +11,21 @@ import math
 from pathlib import Path
 
 SCENARIOS = ("street", "city", "openroad")
+DENOISE_PREFILTERS = ("accurate", "fast", "none")
+DENOISE_QUALITIES = ("high", "balanced", "fast")
 
 DEFAULTS: dict = {
     "render": {
         "width": 1280, "height": 720, "hfov_deg": 80.0,
         "samples": 16, "adaptive_threshold": 0.05, "denoise": True,
-        "max_bounces": 4, "clip_end": 1000.0,
+        "denoise_prefilter": "accurate",  # OIDN guiding-pass prefilter: accurate | fast | none
+        "denoise_quality": "high",  # OIDN quality: high | balanced | fast
+        "max_bounces": 4, "light_tree": True,
+        "path_guiding": False,  # Cycles' path guiding (CPU only; ignored on a GPU)
+        # Sky importance map for light sampling, pixels wide; 0 = Cycles' automatic size, which
+        # for the sky texture costs ~3 core-s per scene to build whatever the image size.
+        "world_map_resolution": 0,
+        "clip_end": 1000.0,
         "device": "auto",  # auto | cpu | gpu
         "threads": 0,  # 0 = all cores
     },
@@ -201,6 +210,15 @@ def validate(cfg: dict) -> None:
         raise ConfigError("render.hfov_deg must be between 1 and 170")
     if r["device"] not in ("auto", "cpu", "gpu"):
         raise ConfigError("render.device must be auto, cpu or gpu")
+    for key, names in (("denoise_prefilter", DENOISE_PREFILTERS), ("denoise_quality", DENOISE_QUALITIES)):
+        if r[key] not in names:
+            raise ConfigError(f"render.{key} must be {', '.join(names[:-1])} or {names[-1]}, got {json.dumps(r[key])}")
+    if not 0.0 <= r["adaptive_threshold"] <= 1.0:
+        raise ConfigError("render.adaptive_threshold must be between 0 (off) and 1")
+    if r["world_map_resolution"] and not 16 <= r["world_map_resolution"] <= 8192:
+        raise ConfigError("render.world_map_resolution must be 0 (automatic) or between 16 and 8192")
+    if not 0 <= r["max_bounces"] <= 1024:
+        raise ConfigError("render.max_bounces must be between 0 and 1024")
     s = cfg["scene"]
     if s["scenario"] not in SCENARIOS + ("mix",):
         raise ConfigError(f"scene.scenario must be one of {', '.join(SCENARIOS + ('mix',))}")

@@ -21,6 +21,14 @@ def test_presets_and_overrides():
     ("scene.scenario=moon", "scene.scenario"),
     ("scene.mix={\"mars\":1}", "scene.mix"),
     ("scene.instance_classes=[\"dragon\"]", "dragon"),
+    ("render.denoise_prefilter=slow", "render.denoise_prefilter must be accurate, fast or none"),
+    ("render.denoise_quality=ultra", "render.denoise_quality must be high, balanced or fast"),
+    ("render.denoise_quality=1", "render.denoise_quality. must be a string"),
+    ("render.path_guiding=1", "render.path_guiding. must be true or false"),
+    ("render.light_tree=\"yes\"", "render.light_tree. must be true or false"),
+    ("render.world_map_resolution=8", "render.world_map_resolution"),
+    ("render.world_map_resolution=512.5", "render.world_map_resolution. must be an integer"),
+    ("render.adaptive_threshold=2", "render.adaptive_threshold"),
 ])
 def test_bad_values_name_the_key(override, words):
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
@@ -36,3 +44,13 @@ def test_config_file(tmp_path):
         build_config("default", files=[tmp_path / "bad.json"])
     with pytest.raises(ConfigError, match="not found"):
         build_config("default", files=[tmp_path / "missing.json"])
+
+
+def test_render_quality_keys_accept_every_documented_value():
+    for pre in ("accurate", "fast", "none"):
+        for q in ("high", "balanced", "fast"):
+            r = build_config("default", overrides=[f"render.denoise_prefilter={pre}",
+                                                   f"render.denoise_quality={q}"])["render"]
+            assert (r["denoise_prefilter"], r["denoise_quality"]) == (pre, q)
+    r = build_config("default", overrides=["render.world_map_resolution=0", "render.path_guiding=true"])["render"]
+    assert r["world_map_resolution"] == 0 and r["path_guiding"] is True

@@ -104,6 +104,8 @@ def test_info_and_preview(street, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["scenes", "--out", "X", "--set", "render.samples=-1"], "render.samples"),
     (["scenes", "--out", "X", "--set", "nope=1"], "unknown config key"),
+    (["scenes", "--out", "X", "--set", "render.denoise_prefilter=slow"], "render.denoise_prefilter"),
+    (["scenes", "--out", "X", "--set", "render.denoise_quality=ultra"], "render.denoise_quality"),
     (["scenes", "--out", "X", "--config", "/no/such.yaml"], "not found"),
     (["info", "/no/such.zarr"], "no store"),
     (["scenes", "--out", "X", "--only", "1-b"], "--only"),
