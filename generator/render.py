@@ -80,6 +80,7 @@ def _set_main_settings(scene, r: dict, seed: int) -> None:
     c.denoising_quality = r["denoise_quality"].upper()
     c.use_light_tree = bool(r["light_tree"])
     c.use_guiding = bool(r["path_guiding"])
+    c.sample_clamp_direct = float(r["clamp_direct"])
     if scene.world is not None:
         wc = scene.world.cycles
         wc.sampling_method = "MANUAL" if r["world_map_resolution"] else "AUTOMATIC"

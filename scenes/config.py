@@ -25,6 +25,10 @@ DEFAULTS: dict = {
         # Sky importance map for light sampling, pixels wide; 0 = Cycles' automatic size, which
         # for the sky texture costs ~3 core-s per scene to build whatever the image size.
         "world_map_resolution": 0,
+        # Cap on one sample's direct light (Cycles' sample_clamp_direct), 0 = off.  Sun glints
+        # on window glass are sub-pixel and ~100x white: unclamped, their display value
+        # converges so slowly that they dominate the RGB's error at any affordable spp.
+        "clamp_direct": 0.0,
         "clip_end": 1000.0,
         "device": "auto",  # auto | cpu | gpu
         "threads": 0,  # 0 = all cores
@@ -217,6 +221,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError("render.adaptive_threshold must be between 0 (off) and 1")
     if r["world_map_resolution"] and not 16 <= r["world_map_resolution"] <= 8192:
         raise ConfigError("render.world_map_resolution must be 0 (automatic) or between 16 and 8192")
+    if r["clamp_direct"] < 0:
+        raise ConfigError("render.clamp_direct must be 0 (off) or positive")
     if not 0 <= r["max_bounces"] <= 1024:
         raise ConfigError("render.max_bounces must be between 0 and 1024")
     s = cfg["scene"]
