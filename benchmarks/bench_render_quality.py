@@ -4,7 +4,8 @@ SSIM of the stored 8-bit RGB against a converged reference, and the Pareto front
     python benchmarks/bench_render_quality.py                      # 640x360 grid, 6 scenes
     python benchmarks/bench_render_quality.py --size tiny          # 160x90 grid (the tiny preset)
     python benchmarks/bench_render_quality.py --convergence        # + reference at 2x its samples
-    python benchmarks/bench_render_quality.py --only s16,s8-fast   # some settings only
+    python benchmarks/bench_render_quality.py --only C-s8-fast     # some settings only
+    python benchmarks/bench_render_quality.py --size default --cost-only --only today-default,C-s8-fast
 
 Cost is CPU time (getrusage RUSAGE_SELF user+sys, every Cycles and OIDN thread) around the
 render call alone, not wall time: on a shared machine wall time measures the neighbours.  Each
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "render_quality"
 SCENES = [(sc, seed) for sc in ("street", "city", "openroad") for seed in (1, 2)]
-SIZES = {"small": (640, 360), "tiny": (160, 90)}
+SIZES = {"small": (640, 360), "tiny": (160, 90), "default": (1280, 720)}
 REF = {"samples": 128, "adaptive_threshold": 0.0, "denoise": True, "denoise_prefilter": "accurate",
        "denoise_quality": "high", "max_bounces": 8, "light_tree": True, "path_guiding": False,
        "world_map_resolution": 0, "clamp_direct": 10.0}
@@ -201,23 +202,26 @@ def main() -> None:
     ap.add_argument("--scenes", default="", help="comma-separated scenario:seed, default all six")
     ap.add_argument("--convergence", action="store_true",
                     help="render the first scene's reference again with another seed and compare the two")
+    ap.add_argument("--cost-only", action="store_true", help="no references, no PSNR: CPU time only")
     ap.add_argument("--fresh", action="store_true", help="re-measure the grid (references stay cached)")
     ap.add_argument("--plot", default="", help="PNG path for the plot")
     args = ap.parse_args()
 
     size = SIZES[args.size]
-    grid = GRIDS[args.size]
+    grid = GRIDS["small" if args.size == "default" else args.size]
     names = args.only.split(",") if args.only else list(grid)
     scenes = [(s.split(":")[0], int(s.split(":")[1])) for s in args.scenes.split(",")] if args.scenes else SCENES
     mp = size[0] * size[1] / 1e6
     rend = Renderer(*size, args.threads)
     rend.load(*scenes[0])
     rend.render({**TODAY, "samples": 1})  # one-off kernel and denoiser start-up, not measured
-    results_path = CACHE / f"results_{size[0]}x{size[1]}_ref{args.ref_samples}_clamp{REF['clamp_direct']:g}.json"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    kind = "cost" if args.cost_only else f"ref{args.ref_samples}_clamp{REF['clamp_direct']:g}"
+    results_path = CACHE / f"results_{size[0]}x{size[1]}_{kind}.json"
     cache = json.loads(results_path.read_text()) if results_path.exists() and not args.fresh else {}
 
-    refs = {s: reference(rend, *s, size, args.ref_samples) for s in scenes}
-    if args.convergence:
+    refs = {s: None if args.cost_only else reference(rend, *s, size, args.ref_samples) for s in scenes}
+    if args.convergence and not args.cost_only:
         s = scenes[0]
         other = reference(rend, *s, size, args.ref_samples, offset=CHECK_SEED_OFFSET)
         p, q = quality(refs[s], other)
@@ -231,10 +235,12 @@ def main() -> None:
         per = []
         for s in scenes:
             key = f"{s[0]}:{s[1]}|" + json.dumps(settings, sort_keys=True)
+            if key not in cache and results_path.exists():  # runs in parallel share the cache
+                cache = {**json.loads(results_path.read_text()), **cache}
             if key not in cache:
                 rend.load(*s)
                 rgb, t = rend.render(settings)
-                p, q = quality(rgb, refs[s])
+                p, q = (float("nan"),) * 2 if refs[s] is None else quality(rgb, refs[s])
                 cache[key] = {"cpu_s": t, "psnr": p, "ssim": q}
                 if results_path.exists():  # another run may have added results meanwhile
                     cache = {**json.loads(results_path.read_text()), **cache}

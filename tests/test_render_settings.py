@@ -14,7 +14,7 @@ SETTINGS = {  # as different as the config allows, each a cheap render
     "fast-denoise": ["render.samples=2", "render.denoise=true", "render.denoise_prefilter=none",
                      "render.denoise_quality=fast", "render.world_map_resolution=64"],
     "guided": ["render.samples=4", "render.path_guiding=true", "render.light_tree=false",
-               "render.max_bounces=3", "render.world_map_resolution=256"],
+               "render.max_bounces=3", "render.world_map_resolution=256", "render.clamp_direct=1.5"],
 }
 
 
