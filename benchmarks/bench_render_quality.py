@@ -59,10 +59,15 @@ GRIDS = {
         "clamp10": {"clamp_direct": 10.0},
         "C-s16": {**C},
         "C-s16-fast": {**C, **FAST},
+        "C-s12-fast": {**C, "samples": 12, **FAST},
         "C-s8-fast": {**C, "samples": 8, **FAST},
         "C-s8-none": {**C, "samples": 8, "denoise_prefilter": "none"},
         "C-s8-fast-bal": {**C, "samples": 8, **FAST, "denoise_quality": "balanced"},
         "C-s4-fast": {**C, "samples": 4, **FAST},
+        # adaptive sampling: a high cap where the noise is (edges, glints), early stops elsewhere
+        "C-a32-t0.1-fast": {**C, "samples": 32, "adaptive_threshold": 0.1, **FAST},
+        "C-a32-t0.05-fast": {**C, "samples": 32, **FAST},
+        "C-a64-t0.1-fast": {**C, "samples": 64, "adaptive_threshold": 0.1, **FAST},
         # features, measured on the seed-1 scenes only (--scenes street:1,city:1,openroad:1)
         "C-s8-fast-b2": {**C, "samples": 8, **FAST, "max_bounces": 2},
         "C-s8-fast-noadapt": {**C, "samples": 8, **FAST, "adaptive_threshold": 0.0},
@@ -70,6 +75,7 @@ GRIDS = {
         "C-s8-fast-guiding": {**C, "samples": 8, **FAST, "path_guiding": True},
         "C-s32": {**C, "samples": 32},
         "C-s32-b8": {**C, "samples": 32, "max_bounces": 8, "adaptive_threshold": 0.01},
+        "C-s64-b8": {**C, "samples": 64, "max_bounces": 8, "adaptive_threshold": 0.01},
     },
     "tiny": {
         "today-tiny": {"samples": 2, "max_bounces": 1, **RAW},

@@ -15,20 +15,22 @@ DENOISE_PREFILTERS = ("accurate", "fast", "none")
 DENOISE_QUALITIES = ("high", "balanced", "fast")
 
 DEFAULTS: dict = {
+    # Quality keys chosen on a measured cost/PSNR front (benchmarks/bench_render_quality.py,
+    # RESULTS.md issue 18); the `default` preset is these values.
     "render": {
         "width": 1280, "height": 720, "hfov_deg": 80.0,
-        "samples": 16, "adaptive_threshold": 0.05, "denoise": True,
-        "denoise_prefilter": "accurate",  # OIDN guiding-pass prefilter: accurate | fast | none
-        "denoise_quality": "high",  # OIDN quality: high | balanced | fast
+        "samples": 12, "adaptive_threshold": 0.05, "denoise": True,
+        "denoise_prefilter": "fast",  # OIDN guiding-pass prefilter: accurate | fast | none
+        "denoise_quality": "high",  # OIDN quality: high | balanced | fast (balanced = high on CPU)
         "max_bounces": 4, "light_tree": True,
         "path_guiding": False,  # Cycles' path guiding (CPU only; ignored on a GPU)
         # Sky importance map for light sampling, pixels wide; 0 = Cycles' automatic size, which
-        # for the sky texture costs ~3 core-s per scene to build whatever the image size.
-        "world_map_resolution": 0,
+        # for the sky texture costs ~3 core-s per scene to build (measured) for no visible gain.
+        "world_map_resolution": 256,
         # Cap on one sample's direct light (Cycles' sample_clamp_direct), 0 = off.  Sun glints
-        # on window glass are sub-pixel and ~100x white: unclamped, their display value
-        # converges so slowly that they dominate the RGB's error at any affordable spp.
-        "clamp_direct": 0.0,
+        # on window glass are sub-pixel and far brighter than white: unclamped, their display
+        # value converges so slowly that they dominate the RGB's error at any affordable spp.
+        "clamp_direct": 10.0,
         "clip_end": 1000.0,
         "device": "auto",  # auto | cpu | gpu
         "threads": 0,  # 0 = all cores
@@ -98,11 +100,11 @@ DEFAULTS: dict = {
 }
 
 PRESETS: dict[str, dict] = {
-    "tiny": {"render": {"width": 160, "height": 90, "samples": 2, "denoise": False,
-                        "max_bounces": 1, "adaptive_threshold": 0.0}},
-    "small": {"render": {"width": 640, "height": 360, "samples": 8, "max_bounces": 3}},
+    "tiny": {"render": {"width": 160, "height": 90, "samples": 2, "max_bounces": 1, "adaptive_threshold": 0.0,
+                        "denoise_quality": "fast"}},
+    "small": {"render": {"width": 640, "height": 360, "samples": 8}},
     "default": {},
-    "high": {"render": {"samples": 64, "max_bounces": 8, "adaptive_threshold": 0.01}},
+    "high": {"render": {"samples": 64, "max_bounces": 8, "adaptive_threshold": 0.01, "denoise_prefilter": "accurate"}},
 }
 
 

@@ -54,3 +54,21 @@ def test_render_quality_keys_accept_every_documented_value():
             assert (r["denoise_prefilter"], r["denoise_quality"]) == (pre, q)
     r = build_config("default", overrides=["render.world_map_resolution=0", "render.path_guiding=true"])["render"]
     assert r["world_map_resolution"] == 0 and r["path_guiding"] is True
+
+
+def test_presets_are_the_benchmarked_settings():
+    """README quotes each preset's cost and PSNR from benchmarks/bench_render_quality.py: a
+    preset may only change together with the grid entry it was measured as."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_render_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_render_quality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    measured = {"tiny": ("tiny", "C-s2-fast-fast-b1"), "small": ("small", "C-s8-fast"),
+                "default": ("small", "C-s12-fast"), "high": ("small", "C-s64-b8")}
+    for preset, (grid, name) in measured.items():
+        r = build_config(preset)["render"]
+        want = {**bench.TODAY, **bench.GRIDS[grid][name]}
+        assert {k: r[k] for k in want} == want, preset
+        assert (r["width"], r["height"]) == {"tiny": (160, 90), "small": (640, 360)}.get(preset, (1280, 720))

@@ -10,10 +10,11 @@ SIZE = ["render.width=64", "render.height=36"]
 SETTINGS = {  # as different as the config allows, each a cheap render
     "tiny": [],
     "denoised": ["render.samples=3", "render.denoise=true", "render.denoise_prefilter=accurate",
-                 "render.denoise_quality=high", "render.max_bounces=4", "render.adaptive_threshold=0.05"],
+                 "render.denoise_quality=high", "render.max_bounces=4", "render.adaptive_threshold=0.05",
+                 "render.world_map_resolution=0", "render.clamp_direct=0"],
     "fast-denoise": ["render.samples=2", "render.denoise=true", "render.denoise_prefilter=none",
                      "render.denoise_quality=fast", "render.world_map_resolution=64"],
-    "guided": ["render.samples=4", "render.path_guiding=true", "render.light_tree=false",
+    "guided": ["render.samples=4", "render.denoise=false", "render.path_guiding=true", "render.light_tree=false",
                "render.max_bounces=3", "render.world_map_resolution=256", "render.clamp_direct=1.5"],
 }
 
