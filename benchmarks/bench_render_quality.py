@@ -112,10 +112,19 @@ class Renderer:
         self.key = None
         self.built = None
 
+    def digest(self, scenario: str, seed: int) -> str:
+        """Names a benchmark scene's content in the cache, so a changed scene sampler misses it."""
+        import hashlib
+
+        from scenes.config import merge
+        from scenes.sampling import sample_scene
+        spec = sample_scene(merge(self.base, {"scene": {"scenario": scenario}}), seed, 0)
+        return hashlib.sha256(spec.to_json().encode()).hexdigest()[:10]
+
     def load(self, scenario: str, seed: int):
         from generator import build
         from scenes.config import merge
-        from scenes.spec import sample_scene
+        from scenes.sampling import sample_scene
         if self.key == (scenario, seed):
             return
         if self.built is not None:
@@ -156,7 +165,8 @@ def reference(rend: Renderer, scenario: str, seed: int, size: tuple[int, int], s
     from PIL import Image
     CACHE.mkdir(parents=True, exist_ok=True)
     tag = "" if offset == REF_SEED_OFFSET else f"_seed+{offset}"
-    path = CACHE / f"ref_{scenario}_{seed}_{size[0]}x{size[1]}_{samples}spp_clamp{REF['clamp_direct']:g}{tag}.png"
+    name = f"ref_{scenario}_{seed}_{rend.digest(scenario, seed)}_{size[0]}x{size[1]}_{samples}spp"
+    path = CACHE / f"{name}_clamp{REF['clamp_direct']:g}{tag}.png"
     if path.exists():
         return np.asarray(Image.open(path).convert("RGB"))
     rend.load(scenario, seed)
@@ -240,7 +250,7 @@ def main() -> None:
         settings = {**TODAY, **grid[name]}
         per = []
         for s in scenes:
-            key = f"{s[0]}:{s[1]}|" + json.dumps(settings, sort_keys=True)
+            key = f"{s[0]}:{s[1]}:{rend.digest(*s)}|" + json.dumps(settings, sort_keys=True)
             if key not in cache and results_path.exists():  # runs in parallel share the cache
                 cache = {**json.loads(results_path.read_text()), **cache}
             if key not in cache:

@@ -23,7 +23,7 @@ SETTINGS = {  # as different as the config allows, each a cheap render
 def renders():
     from generator.render import render_scene
     from scenes.config import build_config
-    from scenes.spec import sample_scene
+    from scenes.sampling import sample_scene
     out, cycles = {}, {}
     for name, over in SETTINGS.items():
         cfg = build_config("tiny", overrides=SIZE + ["scene.scenario=city"] + over)
