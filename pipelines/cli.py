@@ -16,6 +16,7 @@ from pipelines.cli_checks import (
     _not_onto_inputs,
     _one_line,
     _store_errors,
+    index_ranges,
 )
 from pipelines.cluster import ClusterError
 from scenes.config import SCENARIOS, ConfigError
@@ -78,20 +79,10 @@ def cli():
 
 
 def _index_list(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out += range(int(a), int(b) + 1)
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise UserError(f"--only expects indices like 17 or 3,5,10-12, got '{text}'") from None
-    return out
+    try:
+        return index_ranges(text)
+    except ValueError:
+        raise UserError(f"--only expects indices like 17 or 3,5,10-12, got '{text}'") from None
 
 
 @cli.command()

@@ -8,6 +8,21 @@ from pathlib import Path
 import click
 
 
+def index_ranges(text: str) -> list[int]:
+    """Scene indices from '17', '3,5,10-12' or '0-999,1200' (ValueError on anything else)."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out += range(int(a), int(b) + 1)
+        else:
+            out.append(int(part))
+    return out
+
+
 class UserError(click.ClickException):
     exit_code = 2
 

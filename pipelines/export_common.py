@@ -23,19 +23,11 @@ def open_scenes(url: str, mode: str = "r") -> scene_store.SceneStore:
 
 
 def parse_ranges(text: str, option: str = "--scenes") -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out += range(int(a), int(b) + 1)
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ExportError(f"{option} expects indices like 17 or 0-999,1200, got '{text}'") from None
+    from pipelines.cli_checks import index_ranges
+    try:
+        out = index_ranges(text)
+    except ValueError:
+        raise ExportError(f"{option} expects indices like 17 or 0-999,1200, got '{text}'") from None
     if not out:
         raise ExportError(f"{option} selects no scene")
     return out
