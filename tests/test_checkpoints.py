@@ -10,28 +10,15 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from pipelines.cli import cli  # noqa: E402
+from tests.cli_util import gen, one_line_error  # noqa: E402
 from trainer import checkpoint  # noqa: E402
 from trainer.model import build_refiner, refiner_config, refiner_from_config  # noqa: E402
 
 W, H = 64, 48
-
-
-def gen(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    lines = r.output.strip().splitlines()
-    assert r.exit_code == 2, r.output
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 class Evil:

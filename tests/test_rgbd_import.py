@@ -3,27 +3,14 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from composer.rgbd_import import MAX_INSTANCES, import_rgbd, read_instances
-from pipelines.cli import cli
 from scenes.classes import CLASS_IDS
 from scenes.store import PER_SCENE, open_store
+from tests.cli_util import gen, one_line_error
 
 W, H = 96, 80
-
-
-def gen(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    lines = r.output.strip().splitlines()
-    assert r.exit_code == 2, r.output
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def make_dataset(root, n=3):

@@ -121,33 +121,17 @@ def test_failing_task_goes_to_the_failure_log(tmp_path):
     assert not st.done().any()
 
 
-def test_s3_store_on_a_loopback_server(tmp_path, monkeypatch):
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                     "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(k, v)
-        # fsspec reads FSSPEC_* variables when first imported: workers get the variable, and
-        # this already-running process its config.
-        import fsspec.config
-        monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="rgsd")
-        url = "s3://rgsd/scenes.zarr"
-        assert scenes_run.run(url, n=2, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=1)).code == 0
-        st = scene_store.open_store(url)
-        assert st.done().all()
-        s = st.read_scene(1)
-        assert np.isfinite(s["depth"]).any() and s["rgb"].shape == (40, 64, 3)
-        keys = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="rgsd")["KeyCount"]
-        assert keys > 10
-    finally:
-        server.stop()
+def test_s3_store_on_a_loopback_server(tmp_path, loopback_s3):
+    s3 = loopback_s3
+    s3.create_bucket(Bucket="rgsd")
+    url = "s3://rgsd/scenes.zarr"
+    assert scenes_run.run(url, n=2, cfg=CFG, seed=3, cluster=scenes_run.ClusterOptions(workers=1)).code == 0
+    st = scene_store.open_store(url)
+    assert st.done().all()
+    s = st.read_scene(1)
+    assert np.isfinite(s["depth"]).any() and s["rgb"].shape == (40, 64, 3)
+    keys = s3.list_objects_v2(Bucket="rgsd")["KeyCount"]
+    assert keys > 10
 
 
 def test_workers_recycled_after_every_scene_lose_nothing(reference, tmp_path):

@@ -87,34 +87,19 @@ def test_verify_on_dask(stores, tmp_path):
 
 
 @pytest.mark.slow
-def test_overwrite_on_an_object_store_keeps_other_data(stores, monkeypatch):
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-    import fsspec.config
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                     "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="bkt")
-        s3.put_object(Bucket="bkt", Key="mine/report.txt", Body=b"precious")
-        code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/mine", "--overwrite")
-        assert code == 2 and "not an rgsd store" in err, err
-        assert s3.get_object(Bucket="bkt", Key="mine/report.txt")["Body"].read() == b"precious"
-        # An rgsd store there is replaced, and its replacement reads back.
-        assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 0
-        assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 2
-        code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr", "--overwrite")
-        assert code == 0, err
-        assert gen("verify", "s3://bkt/new.zarr", "--workers", "0")[0] == 0
-    finally:
-        server.stop()
+def test_overwrite_on_an_object_store_keeps_other_data(stores, loopback_s3):
+    s3 = loopback_s3
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="mine/report.txt", Body=b"precious")
+    code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/mine", "--overwrite")
+    assert code == 2 and "not an rgsd store" in err, err
+    assert s3.get_object(Bucket="bkt", Key="mine/report.txt")["Body"].read() == b"precious"
+    # An rgsd store there is replaced, and its replacement reads back.
+    assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 0
+    assert gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr")[0] == 2
+    code, _, err = gen("import", "rgbd", stores / "rgbd", "--out", "s3://bkt/new.zarr", "--overwrite")
+    assert code == 0, err
+    assert gen("verify", "s3://bkt/new.zarr", "--workers", "0")[0] == 0
 
 
 @pytest.mark.blender
