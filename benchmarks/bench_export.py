@@ -29,7 +29,7 @@ H, W, KMAX, K = 720, 1280, 64, 24
 def fake_scenes(seed: int, n_distinct: int = 4) -> list[dict]:
     """A few distinct street-like scenes: road and sky, K box-shaped instances in depth
     order (nearer painted last), amodal = box, modal = what stays visible."""
-    from scenes.annotations import boxes, depth_order, occlusion_matrix
+    from scenes.annotations import boxes, depth_order, occlusion_matrix, pad_instances, pad_pairs
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_distinct):
@@ -54,25 +54,18 @@ def fake_scenes(seed: int, n_distinct: int = 4) -> list[dict]:
         box3d = np.zeros((K, 7), np.float32)
         box3d[:, 2] = z
 
-        def pad(a, fill):
-            o = np.full((KMAX,) + a.shape[1:], fill, a.dtype)
-            o[:K] = a
-            return o
-
-        def pad2(a, fill):
-            o = np.full((KMAX, KMAX), fill, a.dtype)
-            o[:K, :K] = a
-            return o
         out.append({
             "rgb": rng.integers(0, 255, (H, W, 3), dtype=np.uint8) // 8 * 8, "depth": depth, "instance": instance,
             "semantic": semantic, "normals": np.zeros((H, W, 3), np.float16), "num_instances": np.uint16(K),
-            "amodal": pad(amodal, False), "instance_class": pad(cls, 0),
-            "instance_object": pad(np.arange(K, dtype=np.int32), -1), "modal_box": pad(boxes(modal), -1),
-            "amodal_box": pad(boxes(amodal), -1), "modal_area": pad(mar.astype(np.int32), 0),
-            "amodal_area": pad(aar.astype(np.int32), 0),
-            "visible_fraction": pad((mar / aar).astype(np.float32), 0.0), "distance": pad(z, np.nan),
-            "box3d": pad(box3d, np.nan), "occlusion": pad2(occlusion_matrix(instance, amodal), False),
-            "depth_order": pad2(depth_order(z), 0)})
+            "amodal": pad_instances(amodal, KMAX, False), "instance_class": pad_instances(cls, KMAX, 0),
+            "instance_object": pad_instances(np.arange(K, dtype=np.int32), KMAX, -1),
+            "modal_box": pad_instances(boxes(modal), KMAX, -1),
+            "amodal_box": pad_instances(boxes(amodal), KMAX, -1), "modal_area": pad_instances(mar.astype(np.int32), KMAX, 0),
+            "amodal_area": pad_instances(aar.astype(np.int32), KMAX, 0),
+            "visible_fraction": pad_instances((mar / aar).astype(np.float32), KMAX, 0.0),
+            "distance": pad_instances(z, KMAX, np.nan),
+            "box3d": pad_instances(box3d, KMAX, np.nan), "occlusion": pad_pairs(occlusion_matrix(instance, amodal), KMAX, False),
+            "depth_order": pad_pairs(depth_order(z), KMAX, 0)})
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from scenes import safety
 from scenes import store as scene_store
-from scenes.annotations import boxes, depth_order
+from scenes.annotations import boxes, depth_order, pad_instances
 from scenes.classes import CLASS_IDS
 
 MAX_INSTANCES = 64
@@ -211,12 +211,6 @@ def read_instances(path: Path, max_instances: int) -> tuple[np.ndarray, int]:
 
 # --- annotations -----------------------------------------------------------------------
 
-def _pad(a: np.ndarray, n: int, fill) -> np.ndarray:
-    out = np.full((n,) + a.shape[1:], fill, a.dtype)
-    out[: len(a)] = a
-    return out
-
-
 def scene_arrays(rgb: np.ndarray, depth: np.ndarray, instance: np.ndarray, kmax: int) -> dict:
     """Every stored annotation (store.ANNOTATIONS) of one imported image."""
     h, w = depth.shape
@@ -236,14 +230,14 @@ def scene_arrays(rgb: np.ndarray, depth: np.ndarray, instance: np.ndarray, kmax:
     return {
         "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
         "normals": np.zeros((h, w, 3), np.float16),
-        "amodal": _pad(modal, kmax, False),
+        "amodal": pad_instances(modal, kmax, False),
         "num_instances": np.uint16(k),
         "instance_class": np.full(kmax, CLASS_IDS["unlabeled"], np.uint8),
         "instance_object": np.full(kmax, -1, np.int32),
-        "modal_box": _pad(box, kmax, -1), "amodal_box": _pad(box, kmax, -1),
-        "modal_area": _pad(area, kmax, 0), "amodal_area": _pad(area, kmax, 0),
-        "visible_fraction": _pad(np.ones(k, np.float32), kmax, 0.0),
-        "distance": _pad(dist, kmax, np.nan),
+        "modal_box": pad_instances(box, kmax, -1), "amodal_box": pad_instances(box, kmax, -1),
+        "modal_area": pad_instances(area, kmax, 0), "amodal_area": pad_instances(area, kmax, 0),
+        "visible_fraction": pad_instances(np.ones(k, np.float32), kmax, 0.0),
+        "distance": pad_instances(dist, kmax, np.nan),
         "box3d": np.full((kmax, 7), np.nan, np.float32),
         "occlusion": np.zeros((kmax, kmax), bool),
         "depth_order": order,

@@ -108,29 +108,31 @@ def assemble(*, object_index, depth, amodal_stack, world_normals, world_to_camer
         "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
         "normals": camera_normals(world_normals, world_to_camera),
         "num_instances": np.uint16(k),
-        "amodal": _pad(amodal, pad, False),
-        "instance_class": _pad(np.array([c["class_id"] for c in cands], np.uint8), pad, 0),
-        "instance_object": _pad(np.array([c["object"] for c in cands], np.int32), pad, -1),
-        "modal_box": _pad(boxes(modal), pad, -1),
-        "amodal_box": _pad(boxes(amodal), pad, -1),
-        "modal_area": _pad(modal_area, pad, 0),
-        "amodal_area": _pad(amodal_area, pad, 0),
-        "visible_fraction": _pad((modal_area / np.maximum(amodal_area, 1)).astype(np.float32), pad, 0.0),
-        "distance": _pad(np.linalg.norm(box3d[:, :3], axis=1).astype(np.float32), pad, np.nan),
-        "box3d": _pad(box3d, pad, np.nan),
-        "occlusion": _pad2(occlusion_matrix(instance, amodal), pad, False),
-        "depth_order": _pad2(depth_order(box3d[:, 2]), pad, 0),
+        "amodal": pad_instances(amodal, pad, False),
+        "instance_class": pad_instances(np.array([c["class_id"] for c in cands], np.uint8), pad, 0),
+        "instance_object": pad_instances(np.array([c["object"] for c in cands], np.int32), pad, -1),
+        "modal_box": pad_instances(boxes(modal), pad, -1),
+        "amodal_box": pad_instances(boxes(amodal), pad, -1),
+        "modal_area": pad_instances(modal_area, pad, 0),
+        "amodal_area": pad_instances(amodal_area, pad, 0),
+        "visible_fraction": pad_instances((modal_area / np.maximum(amodal_area, 1)).astype(np.float32), pad, 0.0),
+        "distance": pad_instances(np.linalg.norm(box3d[:, :3], axis=1).astype(np.float32), pad, np.nan),
+        "box3d": pad_instances(box3d, pad, np.nan),
+        "occlusion": pad_pairs(occlusion_matrix(instance, amodal), pad, False),
+        "depth_order": pad_pairs(depth_order(box3d[:, 2]), pad, 0),
     }
     return out
 
 
-def _pad(a: np.ndarray, n: int, fill) -> np.ndarray:
+def pad_instances(a: np.ndarray, n: int, fill) -> np.ndarray:
+    """A per-instance array of len(a) rows padded with ``fill`` to the store's ``n`` slots."""
     out = np.full((n,) + a.shape[1:], fill, a.dtype)
     out[: len(a)] = a
     return out
 
 
-def _pad2(a: np.ndarray, n: int, fill) -> np.ndarray:
+def pad_pairs(a: np.ndarray, n: int, fill) -> np.ndarray:
+    """An instance x instance array padded with ``fill`` to n x n."""
     out = np.full((n, n), fill, a.dtype)
     out[: len(a), : len(a)] = a
     return out

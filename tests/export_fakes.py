@@ -20,7 +20,7 @@ FAKE = [
 
 
 def fake_scene():
-    from scenes.annotations import boxes, depth_order, occlusion_matrix
+    from scenes.annotations import boxes, depth_order, occlusion_matrix, pad_instances, pad_pairs
     k = len(FAKE)
     amodal = np.zeros((k, H, W), bool)
     for j, (_, (r0, r1), (c0, c1), _) in enumerate(FAKE):
@@ -40,28 +40,19 @@ def fake_scene():
         semantic[m], depth[m] = cls[j], z[j]
     modal = instance[None] == np.arange(1, k + 1, dtype=np.uint16)[:, None, None]
     mar, aar = modal.reshape(k, -1).sum(1), amodal.reshape(k, -1).sum(1)
-
-    def pad(a, fill):
-        out = np.full((KMAX,) + a.shape[1:], fill, a.dtype)
-        out[:k] = a
-        return out
-
-    def pad2(a, fill):
-        out = np.full((KMAX, KMAX), fill, a.dtype)
-        out[:k, :k] = a
-        return out
     rgb = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
     box3d = np.zeros((k, 7), np.float32)
     box3d[:, 2] = z
     return {
         "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
         "normals": np.zeros((H, W, 3), np.float16), "num_instances": np.uint16(k),
-        "amodal": pad(amodal, False), "instance_class": pad(cls, 0), "instance_object": pad(np.arange(k, dtype=np.int32), -1),
-        "modal_box": pad(boxes(modal), -1), "amodal_box": pad(boxes(amodal), -1),
-        "modal_area": pad(mar.astype(np.int32), 0), "amodal_area": pad(aar.astype(np.int32), 0),
-        "visible_fraction": pad((mar / aar).astype(np.float32), 0.0), "distance": pad(z, np.nan),
-        "box3d": pad(box3d, np.nan), "occlusion": pad2(occlusion_matrix(instance, amodal), False),
-        "depth_order": pad2(depth_order(z), 0),
+        "amodal": pad_instances(amodal, KMAX, False), "instance_class": pad_instances(cls, KMAX, 0),
+        "instance_object": pad_instances(np.arange(k, dtype=np.int32), KMAX, -1),
+        "modal_box": pad_instances(boxes(modal), KMAX, -1), "amodal_box": pad_instances(boxes(amodal), KMAX, -1),
+        "modal_area": pad_instances(mar.astype(np.int32), KMAX, 0), "amodal_area": pad_instances(aar.astype(np.int32), KMAX, 0),
+        "visible_fraction": pad_instances((mar / aar).astype(np.float32), KMAX, 0.0), "distance": pad_instances(z, KMAX, np.nan),
+        "box3d": pad_instances(box3d, KMAX, np.nan), "occlusion": pad_pairs(occlusion_matrix(instance, amodal), KMAX, False),
+        "depth_order": pad_pairs(depth_order(z), KMAX, 0),
     }
 
 
