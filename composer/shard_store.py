@@ -83,7 +83,7 @@ class ShardStore:
         chunk twice on the way and cost 4x the compression itself.  The bytes are exactly
         what zarr writes (tested), so zarr reads them back as usual.  (Zarr would skip a
         chunk that equals the fill value; here it is written, which reads back the same.)"""
-        from composer.zarr_chunks import chunk_io
+        from scenes.zarr_chunks import chunk_io
 
         base = j * self.shard_size
         size = self.chunk_size
@@ -143,7 +143,7 @@ class ShardStore:
         are decompressed by Blosc straight into their arrays: zarr's general path decodes
         into a buffer and copies that into the result, which cost a third of the loader's
         time.  Anything else goes through zarr."""
-        from composer.zarr_chunks import chunk_io
+        from scenes.zarr_chunks import chunk_io
 
         names = list(names or SAMPLE_ARRAYS)
         arrays = [self.group[n] for n in names]

@@ -186,11 +186,11 @@ def checked(group) -> bool:
 def missing_chunks(group, names, row: int) -> list[str]:
     """Names of arrays with a stored chunk (or shard) missing among those holding index
     ``row`` of their first dimension -- whatever the chunk layout -- in one round of
-    concurrent existence checks (composer.zarr_chunks: the one user of zarr's private API)."""
+    concurrent existence checks (scenes.zarr_chunks: the one user of zarr's private API)."""
     import itertools
     import math
 
-    from composer.zarr_chunks import chunk_io
+    from scenes.zarr_chunks import chunk_io
 
     checks = []
     for n in names:

@@ -1,4 +1,4 @@
-"""composer/zarr_chunks.py, the one user of zarr-python's private API: fails loudly when zarr
+"""scenes/zarr_chunks.py, the one user of zarr-python's private API: fails loudly when zarr
 leaves the tested range, or when the private calls stop storing and returning exactly the
 chunk bytes zarr itself writes."""
 import filecmp
@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from composer.zarr_chunks import TESTED_ZARR, chunk_io
+from scenes.zarr_chunks import TESTED_ZARR, chunk_io
 
 
 def test_zarr_is_in_the_tested_range():
     version = tuple(int(p) for p in zarr.__version__.split(".")[:2])
     lo, hi = TESTED_ZARR
     assert lo <= version < hi, (
-        f"zarr {zarr.__version__} is outside {lo}..{hi} (exclusive), the range composer/zarr_chunks.py "
+        f"zarr {zarr.__version__} is outside {lo}..{hi} (exclusive), the range scenes/zarr_chunks.py "
         f"was tested with: it uses zarr's private API; check this file's other tests pass, then widen "
         f"TESTED_ZARR and the pin in pyproject.toml")
 
