@@ -29,6 +29,9 @@ class Camera:
     width: int
     height: int
     velocity: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # m/s, for frames
+    # Issue 16 (empty/zero = a pinhole camera with an instant shutter, as before):
+    lens: dict = field(default_factory=dict)  # distortion model and coefficients
+    shutter_s: float = 0.0  # exposure time of the RGB (motion blur); annotations at its centre
 
     def intrinsics(self) -> dict:
         return pinhole_intrinsics(self.width, self.height, self.hfov_deg)
@@ -72,9 +75,20 @@ class SceneSpec:
     layout: int = -1  # scenes of one layout share objects and differ in time (frames)
     frame: int = 0
     time_s: float = 0.0
+    weather: dict = field(default_factory=dict)  # issue 16: cloud cover, wetness, rain, fog
+    post: dict = field(default_factory=dict)  # issue 16: the camera pipeline applied to the RGB
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        d = asdict(self)
+        # Fields added after a store format was fixed are left out at their defaults, so a
+        # spec drawn with every new knob off is the same JSON, byte for byte, as before.
+        for key, default in _OPTIONAL.items():
+            if d.get(key) == default:
+                del d[key]
+        for key, default in _OPTIONAL_CAMERA.items():
+            if d["camera"].get(key) == default:
+                del d["camera"][key]
+        return json.dumps(d, separators=(",", ":"))
 
     @staticmethod
     def from_json(text: str) -> "SceneSpec":
@@ -82,4 +96,9 @@ class SceneSpec:
         return SceneSpec(index=d["index"], seed=d["seed"], scenario=d["scenario"],
                          camera=Camera(**d["camera"]), lighting=d["lighting"],
                          objects=[Placed(**o) for o in d["objects"]], version=d["version"],
-                         layout=d.get("layout", d["index"]), frame=d.get("frame", 0), time_s=d.get("time_s", 0.0))
+                         layout=d.get("layout", d["index"]), frame=d.get("frame", 0), time_s=d.get("time_s", 0.0),
+                         weather=d.get("weather", {}), post=d.get("post", {}))
+
+
+_OPTIONAL = {"weather": {}, "post": {}}
+_OPTIONAL_CAMERA = {"lens": {}, "shutter_s": 0.0}
