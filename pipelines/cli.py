@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -11,7 +10,6 @@ from pipelines.cli_checks import (
     MAX_SCENES,
     OneLineErrors,
     UserError,
-    _checkpoint_errors,
     _new_file,
     _not_onto_inputs,
     _one_line,
@@ -338,100 +336,9 @@ def train():
     """Train models from stores (PyTorch; GPU and DDP under torchrun when present)."""
 
 
-@train.command("refiner")
-@click.option("--shards", required=True, help="Shard store (gen shards) to train from.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoints and logs.")
-@click.option("--model", type=click.Choice(["tiny", "small", "b0", "b3"]), default="tiny", show_default=True,
-              help="tiny/small for CPU, b3 is the paper's.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Optimizer steps over both stages (paper: 500k + 500k).")
-@click.option("--stage1-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Per rank (paper: 32).")
-@click.option("--accumulate", type=click.IntRange(min=1), default=1, show_default=True, help="Gradient accumulation.")
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--mode", type=click.Choice(["layered", "direct"]), default="layered", show_default=True,
-              help="direct: the Direct-composite baseline (no layering).")
-@click.option("--loader-workers", type=click.IntRange(min=0), default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Initial weights: an rgsd checkpoint, a state dict saved with torch.save, or .safetensors "
-                   "(all read weights-only).")
-@click.option("--residual/--plain-head", default=True, show_default=True,
-              help="Predict a correction to the input depth (starts as the identity), or the depth itself "
-                   "as the paper's head does.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@needs("torch")
-def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
-                  ckpt_every, init, residual, resume):
-    """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
-
-    \b
-    Examples:
-      gen train refiner --shards train.shards.zarr --out runs/r1 --model tiny --steps 2000
-      torchrun --nproc-per-node 8 -m pipelines.cli train refiner --shards s3://b/train.shards.zarr --model b3 --out runs/b3
-    """
-    import math
-
-    from composer.shard_store import StoreError, open_shards
-    if not (math.isfinite(lr) and lr > 0):
-        raise UserError(f"--lr must be a positive number, not {lr}")
-    if init is not None and not Path(init).is_file():
-        raise UserError(f"--init: no file at {init}")
-    _not_onto_inputs(out, [shards, init], replaces=False)
-    try:
-        open_shards(shards)
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
-    from trainer.train import TrainConfig, TrainError
-    from trainer.train import train as run_train
-    cfg = TrainConfig(model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate,
-                      lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
-                      ckpt_every=ckpt_every, init=init, residual=residual)
-    try:
-        result = run_train(shards, out, cfg, resume=resume)
-    except (TrainError, *_checkpoint_errors(), *_store_errors()) as exc:
-        raise UserError(_one_line(exc)) from None
-    click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
-
-
 @cli.group(name="eval")
 def eval_():
     """Evaluate trained models on held-out scene stores."""
-
-
-@eval_.command("refiner")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--scenes", "scene_stores", multiple=True, required=True, help="Held-out scene store(s).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
-@click.option("--direct", default=None, type=click.Path(dir_okay=False),
-              help="A --mode direct checkpoint for the Direct-composite row.")
-@click.option("--initial", type=click.Choice(["perturb", "smooth"]), default="perturb", show_default=True,
-              help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
-@click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
-@needs("torch")
-def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
-    """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
-
-    \b
-    Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
-    t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
-    """
-    from scenes.store import open_store
-    from trainer.infer import InputError
-    _not_onto_inputs(out, [checkpoint, direct, *scene_stores], replaces=False)
-    for ck in (checkpoint, direct):
-        if ck is not None and not Path(ck).is_file():
-            raise UserError(f"no checkpoint at {ck}")
-    try:
-        for u in scene_stores:
-            open_store(u)
-        from trainer.evaluate import evaluate
-        table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes)
-    except (InputError, *_checkpoint_errors(), *_store_errors()) as exc:
-        raise UserError(_one_line(exc)) from None
-    click.echo((Path(out) / "report.md").read_text())
-    del table
 
 
 @cli.group(name="export")
@@ -472,6 +379,19 @@ if __name__ != "__main__":  # under `python -m pipelines.cli` the real module re
     _add_amodal_commands()
 
 
+def _add_refiner_commands():
+    # gen train/eval refiner, gen refine and gen export weights live in pipelines/cli_refiner.py.
+    from pipelines import cli_refiner
+    train.add_command(cli_refiner.train_refiner)
+    eval_.add_command(cli_refiner.eval_refiner)
+    cli.add_command(cli_refiner.refine)
+    export_.add_command(cli_refiner.export_weights)
+
+
+if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+    _add_refiner_commands()
+
+
 def _add_stats_command():
     from pipelines import cli_stats  # gen stats lives in pipelines/cli_stats.py
     cli.add_command(cli_stats.stats)
@@ -479,48 +399,6 @@ def _add_stats_command():
 
 if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
     _add_stats_command()
-
-
-@cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--depth", required=True, help="Initial depth: 16-bit PNG, NPY or PFM.")
-@click.option("--mask", required=True, help="Mask image (binary or soft, 8/16-bit, alpha used if RGBA).")
-@click.option("--checkpoint", required=True, help="A refiner checkpoint (gen train refiner).")
-@click.option("--out", required=True, help="Refined depth, same format family as --depth (.png/.npy/.pfm).")
-@click.option("--depth-kind", type=click.Choice(["depth", "inverse"]), default="depth", show_default=True,
-              help="Whether --depth holds depth or inverse depth (disparity).")
-@needs("torch")
-def refine(image, depth, mask, checkpoint, out, depth_kind):
-    """Refine a monocular depth map along a mask's edges, at the input resolution."""
-    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"))
-    _not_onto_inputs(out, [image, depth, mask, checkpoint], replaces=False)
-    from trainer.infer import InputError, refine_files
-    try:
-        click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
-    except (InputError, *_checkpoint_errors(), OSError) as exc:
-        raise UserError(_one_line(exc)) from None
-
-
-@export_.command("weights")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
-@click.option("--overwrite", is_flag=True, help="Replace existing files.")
-@needs("torch")
-def export_weights(checkpoint, out, overwrite):
-    """A checkpoint's weights as safetensors, plus a JSON sidecar (same name, .json) with the
-    model config, kind and mode.  The checkpoint is read weights-only.
-
-    \b
-    Example:
-      gen export weights runs/r1/best.pt --out refiner.safetensors   # + refiner.json
-    """
-    from trainer.checkpoint import CheckpointError, export_safetensors
-    _not_onto_inputs(out, [checkpoint], replaces=False)
-    try:
-        weights, side = export_safetensors(checkpoint, out, overwrite=overwrite)
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
-    click.echo(f"wrote {weights} and {side}")
 
 
 def main():
