@@ -46,6 +46,8 @@ def main():
     ap.add_argument("--warmup-steps", type=int, default=100)
     ap.add_argument("--max-scenes", type=int, default=200, help="test scenes to score")
     ap.add_argument("--loader-workers", type=int, default=1)
+    ap.add_argument("--tag", default="", help="name of this test split: eval_TAG/ and ablation_TAG.md, so a rerun "
+                                               "with other --test stores scores the trained rows again")
     a = ap.parse_args()
 
     from trainer.amodal_eval import evaluate
@@ -55,6 +57,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     w, h = (int(v) for v in a.size.split("x"))
     table = {}
+    suffix = f"_{a.tag}" if a.tag else ""
     for name in a.rows.split(","):
         run = out / name.replace("+", "_")
         cfg = AmodalTrainConfig(model="tiny", input_size=[w, h], steps=a.steps or 10**7, batch=a.batch, lr=a.lr,
@@ -69,10 +72,10 @@ def main():
             import torch
             result = {"steps": torch.load(run / "last.pt", weights_only=True)["step"]}
             cost = json.loads((run / "cost.json").read_text()) if (run / "cost.json").exists() else {}
-        rep = evaluate(str(run / "last.pt"), a.test, str(run / "eval"), max_scenes=a.max_scenes, overlays=2)
+        rep = evaluate(str(run / "last.pt"), a.test, str(run / f"eval{suffix}"), max_scenes=a.max_scenes, overlays=2)
         table[name] = {"steps": result["steps"], **cost, **{k: v["stats"] for k, v in rep["results"].items()}}
         print(name, result["steps"], "steps, amodal AP", 100 * table[name]["amodal_segm"]["AP"], flush=True)
-    (out / "ablation.json").write_text(json.dumps(table, indent=2))
+    (out / f"ablation{suffix}.json").write_text(json.dumps(table, indent=2))
     budget = f"{a.steps} steps" if a.steps else f"{a.minutes:g} min"
     lines = [(f"Tiny model, random init, {budget} of training per row at {a.size}, batch {a.batch}; "
               f"train {' '.join(a.train)}; test {' '.join(a.test)}."), "",
@@ -86,7 +89,7 @@ def main():
         cpu = f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-"
         lines.append(f"| {name} | {r['steps']} | {cpu} | " + " | ".join(pct(am[c]) for c in COLS)
                      + f" | {pct(r['visible_segm']['AP'])} | {pct(r['amodal_segm_occluded_lt0.5']['AP'])} |")
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    (out / f"ablation{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
