@@ -15,7 +15,8 @@ import numpy as np
 
 from composer.depth_space import DEPTH_SCALE, FORMULA
 from scenes import safety
-from scenes.store import ChunkError, StoreError, exists, new_group, open_group_of_kind, remove, software_versions  # noqa: F401
+from scenes.groups import exists, new_group, open_group_of_kind, remove, software_versions  # noqa: F401
+from scenes.store import ChunkError, StoreError  # noqa: F401
 
 KIND = "rgsd.shards"
 FORMAT_VERSION = 1
