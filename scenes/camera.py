@@ -120,9 +120,8 @@ def sample_camera(cam, cfg: dict, seed: int, layout: int) -> None:
     if u[5] < opts["distortion_fraction"]:
         k = (draw("k1", u[6]), draw("k2", u[7]), draw("k3", u[8]))
         lens = radial_lens(*k, cam.hfov_deg, cam.width, cam.height)
-        if lens is None:  # validate_camera checks a grid of the ranges; between its points
-            from scenes.config import ConfigError
-            raise ConfigError(f"camera lens k1={k[0]:g}, k2={k[1]:g}, k3={k[2]:g} drawn for layout {layout} "
+        if lens is None:  # camera_problem checks a grid of the ranges; this is between its points
+            raise ValueError(f"camera lens k1={k[0]:g}, k2={k[1]:g}, k3={k[2]:g} drawn for layout {layout} "
                               f"folds the image over at {cam.hfov_deg:g} degrees: narrow camera.k1/k2/k3")
         cam.lens = lens
 
@@ -135,22 +134,21 @@ def store_intrinsics(cfg: dict, intrinsics: dict) -> dict:
     return {**intrinsics, "per_scene": "varies: each scene's spec camera (hfov_deg, lens) gives its K and distortion"}
 
 
-def validate_camera(cfg: dict) -> None:
-    """The camera knobs' physics: a field of view in (0, 170], a shutter in [0, 1] s, a
-    fraction in [0, 1], and no lens in the ranges that folds the image over (ConfigError)."""
-    from scenes.config import ConfigError
-
+def camera_problem(cfg: dict) -> str | None:
+    """What is physically wrong with the camera knobs, in one line (scenes.config raises it
+    as a ConfigError), or None: the field of view must stay in (0, 170], the shutter in
+    [0, 1] s, the fraction in [0, 1], and no lens in the ranges may fold the image over."""
     c, r = cfg["camera"], cfg["render"]
     lo, hi = (r["hfov_deg"] + x for x in c["hfov_offset_deg"])
     if lo <= 0 or hi > 170.0:
-        raise ConfigError(f"camera.hfov_offset_deg {c['hfov_offset_deg']} puts the field of view at "
-                          f"{lo:g}..{hi:g} degrees; it must stay above 0 and at most 170")
+        return (f"camera.hfov_offset_deg {c['hfov_offset_deg']} puts the field of view at "
+                f"{lo:g}..{hi:g} degrees; it must stay above 0 and at most 170")
     if not 0.0 <= c["shutter_s"][0] <= c["shutter_s"][1] <= 1.0:
-        raise ConfigError(f"camera.shutter_s must be a range within [0, 1] seconds, got {c['shutter_s']}")
+        return f"camera.shutter_s must be a range within [0, 1] seconds, got {c['shutter_s']}"
     if not 0.0 <= c["distortion_fraction"] <= 1.0:
-        raise ConfigError(f"camera.distortion_fraction must be between 0 and 1, got {c['distortion_fraction']}")
+        return f"camera.distortion_fraction must be between 0 and 1, got {c['distortion_fraction']}"
     if c["distortion_fraction"] <= 0:
-        return
+        return None
     # A 5-point grid per coefficient (the ranges' corners, middles and quarters) at both
     # ends of the field of view; scenes.camera.sample_camera re-checks every drawn lens.
     grid = np.stack(np.meshgrid(*[np.unique(np.linspace(*c[k], 5)) for k in ("k1", "k2", "k3")]), -1).reshape(-1, 3)
@@ -158,9 +156,9 @@ def validate_camera(cfg: dict) -> None:
         bad = np.flatnonzero(folds(grid, fov, r["width"], r["height"]))
         if len(bad):
             k1, k2, k3 = grid[bad[0]]
-            raise ConfigError(
-                f"camera lens k1={k1:g}, k2={k2:g}, k3={k3:g} (in camera.k1/k2/k3) folds the image over "
-                f"at a {fov:g} degree field of view: its distortion stops increasing before the image corner")
+            return (f"camera lens k1={k1:g}, k2={k2:g}, k3={k3:g} (in camera.k1/k2/k3) folds the image over "
+                    f"at a {fov:g} degree field of view: its distortion stops increasing before the image corner")
+    return None
 
 
 def folds(k: np.ndarray, hfov_deg: float, width: int, height: int) -> np.ndarray:

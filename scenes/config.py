@@ -257,8 +257,9 @@ def validate(cfg: dict) -> None:
     for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
         if not 0.0 <= cfg["people"][key] <= 1.0:
             raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
-    from scenes.camera import validate_camera
-    validate_camera(cfg)
+    from scenes.camera import camera_problem
+    if problem := camera_problem(cfg):
+        raise ConfigError(problem)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
