@@ -88,10 +88,9 @@ def set_frame(scene, built: Built, spec: SceneSpec, cfg: dict) -> None:
 
 
 def _place_camera(scene, cam, w2c: np.ndarray) -> None:
+    from generator.lens import set_lens
     ob = scene.camera
-    ob.data.sensor_fit = "HORIZONTAL"
-    ob.data.lens_unit = "FOV"
-    ob.data.angle = math.radians(cam.hfov_deg)
+    set_lens(ob.data, cam)
     ob.data.shift_x = ob.data.shift_y = 0.0
     # The camera pose comes from the frame view's world_to_camera, the matrix the annotations
     # (normals, 3D boxes) use, so render and annotations cannot disagree.  Blender's camera axes are OpenCV's with

@@ -10,6 +10,10 @@ Two Cycles renders per scene:
   included.  The first crossing (transparent depth 0) writes planar depth, the object's
   pass index and its true normal: point samples, never blended across a silhouette.
 
+Both renders use the one camera (generator/lens.py: a pinhole, or the OSL radial lens), so
+each annotation pixel is the point sample of the same ray as the RGB pixel; a shutter
+(``spec.camera.shutter_s``) motion-blurs ``main`` only, ``annot`` sees the shutter's centre.
+
 Why not the main render's Depth / Object Index passes?  Cycles does write them from sample
 0 only, but sample 0 lands where the pixel filter's importance table maps 0.5, which is
 ~5e-4 px off the centre with the default 1.5-px Blackman-Harris filter: 1.5 mm of depth
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generator import blender, build
+from generator import blender, build, lens
 from scenes import annotations
 from scenes.spec import SceneSpec
 
@@ -146,11 +150,17 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
     try:
         t1 = time.perf_counter()
         _set_main_settings(scene, cfg["render"], (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
-        _render(scene, blender.MAIN, a_png)
+        lens.point_sample(scene.camera.data, False)
+        try:
+            lens.set_motion(scene, built, spec)  # the RGB alone sees the shutter
+            _render(scene, blender.MAIN, a_png)
+        finally:
+            lens.clear_motion(scene, built, spec)
         rgb = np.asarray(Image.open(a_png).convert("RGB"))
         t2 = time.perf_counter()
         build.use_annotation_materials(built)
         _set_annot_settings(scene)
+        lens.point_sample(scene.camera.data, True)
         _render(scene, blender.ANNOT, b_exr)
         annot = read_exr(b_exr)
         k = len(built.view.candidates)

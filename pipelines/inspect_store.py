@@ -49,7 +49,8 @@ def info_text(url: str) -> str:
         f"store       {url}",
         f"kind        {a['kind']} v{a['format_version']}",
         f"scenes      {nd}/{st.n} done" + (f" ({st.n - nd} to go: gen scenes --resume)" if nd < st.n else ""),
-        f"resolution  {r['width']}x{r['height']}, fx={a['intrinsics']['fx']:.2f}",
+        f"resolution  {r['width']}x{r['height']}, fx={a['intrinsics']['fx']:.2f}"
+        + (" (nominal: the field of view and lens vary per scene)" if a["intrinsics"].get("per_scene") else ""),
         f"seed        {a['seed']}",
         "scenarios   " + (", ".join(f"{s} {c}" for s, c in sorted(scenarios.items())) or "-")
         + (f" (first {SPEC_SAMPLE} done scenes)" if nd > SPEC_SAMPLE else ""),

@@ -11,6 +11,7 @@ import numpy as np
 from pipelines import runner
 from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - the runner's options are ours
 from scenes import store as scene_store
+from scenes.camera import store_intrinsics
 from scenes.spec import pinhole_intrinsics
 
 
@@ -96,7 +97,7 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
                             {"config": cfg, "seed": seed, "n": n})
         return st, cfg, seed, np.flatnonzero(~st.done()), None
     r = cfg["render"]
-    st = scene_store.create(url, n, cfg, seed, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"]),
+    st = scene_store.create(url, n, cfg, seed, store_intrinsics(cfg, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"])),
                             overwrite=overwrite)
     return st, cfg, seed, np.arange(n), None
 

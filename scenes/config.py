@@ -84,6 +84,19 @@ DEFAULTS: dict = {
     # Issue 16's variety knobs.  variety.enabled=false switches every one off and reproduces
     # the scenes of before byte for byte (same seed); each knob also switches off alone.
     "variety": {"enabled": True},
+    # The real camera (scenes/camera.py), drawn per layout; a [0, 0] range or a 0 fraction
+    # switches a knob off.  Offsets add to render.hfov_deg and the scenario's camera draws.
+    "camera": {
+        "hfov_offset_deg": [-25.0, 10.0],  # horizontal field of view 55-90° (80 + offset)
+        "roll_deg": [-2.0, 2.0],
+        "pitch_offset_deg": [-2.0, 2.0],
+        "height_offset_m": [-0.2, 0.6],  # up to an SUV/van roof
+        # Share of layouts whose lens has radial distortion (OpenCV k1, k2, k3; the field of
+        # view stays the image's true one); the others are pinhole cameras.
+        "distortion_fraction": 0.3,
+        "k1": [-0.3, 0.0], "k2": [0.05, 0.12], "k3": [0.0, 0.0],
+        "shutter_s": [0.0, 0.01],  # exposure time: motion blur of the RGB only
+    },
     "people": {
         "natural": True,  # arms hang 5-15° (standing/walking); false: every figure gap-rich as before
         "gap_rich_fraction": 0.15,  # with natural: share of figures in the gap-rich poses (arms 5-35°, 10 % raised)
@@ -194,7 +207,7 @@ def validate(cfg: dict) -> None:
                 raise ConfigError(f"config key '{path}' has lo > hi: {json.dumps(val)}")
             if all(isinstance(r, int) for r in ref) and not all(isinstance(v, int) for v in val):
                 raise ConfigError(f"config key '{path}' must be a range of integers")
-            if min(val) < 0 and not any(s in path for s in ("lateral", "_x", "yaw", "pitch", "exposure")):
+            if min(val) < 0 and not any(s in path for s in ("lateral", "_x", "yaw", "pitch", "exposure", "camera.")):
                 raise ConfigError(f"config key '{path}' must not be negative: {json.dumps(val)}")
         elif _is_number(ref):
             if not _is_number(val):
@@ -244,6 +257,9 @@ def validate(cfg: dict) -> None:
     for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
         if not 0.0 <= cfg["people"][key] <= 1.0:
             raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
+    from scenes.camera import camera_problem
+    if problem := camera_problem(cfg):
+        raise ConfigError(problem)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:

@@ -83,6 +83,10 @@ def in_view(o: Placed, world_to_camera: np.ndarray, intr: dict, near: float = 0.
         return False
     if not front.all():
         return True  # straddles the camera plane: let the render decide
+    if intr.get("lens"):  # distorted: test against the image's bounds in undistorted x/z, y/z
+        x0, x1, y0, y1 = intr["bounds"]
+        x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
+        return x.max() >= x0 and x.min() <= x1 and y.max() >= y0 and y.min() <= y1
     u = intr["fx"] * cam[:, 0] / cam[:, 2] + intr["cx"]
     v = intr["fy"] * cam[:, 1] / cam[:, 2] + intr["cy"]
     return u.max() >= 0 and u.min() <= intr["width"] and v.max() >= 0 and v.min() <= intr["height"]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from scenes import layouts
+from scenes.camera import sample_camera
 from scenes.draws import scene_rng, uniform
 from scenes.spec import SceneSpec
 
@@ -49,6 +50,7 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
     r = cfg["render"]
     camera, objects = layouts.LAYOUTS[scenario](rng, cfg)
     camera.hfov_deg, camera.width, camera.height = float(r["hfov_deg"]), int(r["width"]), int(r["height"])
+    sample_camera(camera, cfg, seed, layout)
     for k, o in enumerate(objects):
         o.name = o.name or f"{o.kind}.{k:03d}"
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet

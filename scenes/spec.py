@@ -34,7 +34,12 @@ class Camera:
     shutter_s: float = 0.0  # exposure time of the RGB (motion blur); annotations at its centre
 
     def intrinsics(self) -> dict:
-        return pinhole_intrinsics(self.width, self.height, self.hfov_deg)
+        """K of the camera; with a lens (scenes.camera), its stored K and distortion, where
+        ``hfov_deg`` is the image's true field of view and K's fx differs from the pinhole's."""
+        if not self.lens:
+            return pinhole_intrinsics(self.width, self.height, self.hfov_deg)
+        k = {key: self.lens[key] for key in ("fx", "fy", "cx", "cy")}
+        return {**k, "width": self.width, "height": self.height, "lens": self.lens}
 
     def world_to_camera(self) -> np.ndarray:
         """4x4 matrix mapping world points to OpenCV camera coordinates (x right, y down, z forward)."""

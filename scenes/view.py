@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scenes import objects as scene_objects
+from scenes.camera import view_bounds
 from scenes.classes import CLASS_IDS
 from scenes.spec import SceneSpec
 
@@ -30,6 +31,8 @@ def frame_view(spec: SceneSpec, cfg: dict) -> FrameView:
     the objects' order in the spec."""
     w2c = spec.camera.world_to_camera()
     intr = spec.camera.intrinsics()
+    if spec.camera.lens:
+        intr["bounds"] = view_bounds(spec.camera)
     instance_classes = {CLASS_IDS[c] for c in cfg["scene"]["instance_classes"]}
     cands = []
     for i, o in enumerate(spec.objects):

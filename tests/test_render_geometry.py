@@ -1,4 +1,6 @@
-"""Rendered annotations against analytic geometry: a ground plane and boxes at known poses."""
+"""Rendered annotations against analytic geometry: a ground plane and boxes at known poses,
+seen by a pinhole camera and, with the same tolerances, by a radially distorted lens
+(issue 16) whose rays tests/analytic.py finds on its own."""
 import math
 
 import numpy as np
@@ -18,7 +20,10 @@ BOXES = [  # class, centre x, y on the ground, size (along x, along y, height)
 ]
 
 
-def analytic_spec():
+LENS = (-0.3, 0.1, -0.01)  # k1, k2, k3: strong barrel distortion
+
+
+def analytic_spec(lens=None):
     from scenes.spec import Camera, Placed, SceneSpec
     objects = [Placed("ground", {"size_x": 60.0, "size_y": 60.0, "material": "asphalt"}, [0.0, 20.0, 0.0], 0.0,
                       "ground")]
@@ -26,15 +31,18 @@ def analytic_spec():
         objects.append(Placed("box", {"class": cls, "length": lx, "width": ly, "height": lz, "material": "car_paint"},
                               [x, y, 0.0], 0.0, f"box{k}"))
     cam = Camera([0.0, 0.0, CAM_H], 0.0, 0.0, 0.0, FOV, W, H)
+    if lens is not None:
+        from scenes.camera import radial_lens
+        cam.lens = radial_lens(*lens, FOV, W, H)
     light = {"sun_elevation_deg": 40.0, "sun_azimuth_deg": 200.0, "sun_strength": 3.0, "sun_angle_deg": 1.0,
              "sun_color": [1, 1, 1], "sky_strength": 0.5, "air_density": 1.0, "aerosol_density": 1.0,
              "ozone_density": 1.0, "sky_type": "MULTIPLE_SCATTERING", "exposure": 0.0}
     return SceneSpec(0, 0, "street", cam, light, objects)
 
 
-def expected():
+def expected(k=None):
     """Analytic depth, visible box index (0 none / ground, k+1 box k), per-box hit masks, normals."""
-    d = pixel_rays(W, H, FOV)  # camera frame; camera looks along world +Y, z up
+    d = pixel_rays(W, H, FOV, k)  # camera frame; camera looks along world +Y, z up
     world = np.stack([d[..., 0], d[..., 2], -d[..., 1]], -1)
     origin = np.array([0.0, 0.0, CAM_H])
     with np.errstate(divide="ignore"):
@@ -60,8 +68,13 @@ def expected():
     return depth, vis, hits, n_cam, grazing
 
 
+@pytest.fixture(scope="module", params=[None, LENS], ids=["pinhole", "lens"])
+def lens(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def rendered():
+def rendered(lens):
     from generator.render import render_scene
     from scenes.config import build_config
     from scenes.sampling import sample_scene
@@ -69,12 +82,12 @@ def rendered():
     # A busy scene first: the renderer keeps Cycles' data between renders, and stale state
     # from a previous scene must not leak into the next one's annotations.
     render_scene(sample_scene(cfg, 3, 0), cfg)
-    arrays, _ = render_scene(analytic_spec(), cfg)
+    arrays, _ = render_scene(analytic_spec(lens), cfg)
     return arrays
 
 
-def test_depth_matches_ray_plane_and_box_intersections(rendered):
-    depth, _, _, _, grazing = expected()
+def test_depth_matches_ray_plane_and_box_intersections(rendered, lens):
+    depth, _, _, _, grazing = expected(lens)
     got = rendered["depth"]
     ok = ~grazing
     assert np.array_equal(np.isfinite(got)[ok], np.isfinite(depth)[ok])
@@ -84,9 +97,9 @@ def test_depth_matches_ray_plane_and_box_intersections(rendered):
     assert (np.abs(got[far] - depth[far]) / depth[far]).max() < 1e-4
 
 
-def test_no_flying_pixels_at_silhouettes(rendered):
+def test_no_flying_pixels_at_silhouettes(rendered, lens):
     """Every pixel's depth is the depth of one surface on its ray, never a blend."""
-    depth, vis, _, _, grazing = expected()
+    depth, vis, _, _, grazing = expected(lens)
     got = rendered["depth"]
     edge = np.zeros_like(vis, bool)
     edge[:, 1:] |= vis[:, 1:] != vis[:, :-1]
@@ -96,8 +109,8 @@ def test_no_flying_pixels_at_silhouettes(rendered):
     assert np.abs(got[sel] - depth[sel]).max() < 1e-3 * 30
 
 
-def test_instances_modal_and_amodal_match_geometry(rendered):
-    _, vis, hits, _, grazing = expected()
+def test_instances_modal_and_amodal_match_geometry(rendered, lens):
+    _, vis, hits, _, grazing = expected(lens)
     k = int(rendered["num_instances"])
     assert k == 4
     inst, amodal = rendered["instance"], rendered["amodal"][:k]
@@ -115,9 +128,9 @@ def test_instances_modal_and_amodal_match_geometry(rendered):
     assert occ[0, 1] and occ[0, 3] and not occ[1, 0] and not occ[2].any() and not occ[:, 2].any()
 
 
-def test_semantic_and_normals(rendered):
+def test_semantic_and_normals(rendered, lens):
     from scenes.classes import CLASS_IDS
-    depth, vis, _, n_cam, grazing = expected()
+    depth, vis, _, n_cam, grazing = expected(lens)
     sem = rendered["semantic"]
     ok = ~grazing
     want = np.full(vis.shape, CLASS_IDS["terrain"])
