@@ -90,6 +90,14 @@ DEFAULTS: dict = {
         "child_fraction": 0.1,  # children 1.0-1.45 m (adults 1.5-1.95 m); 0 = none
         "group_fraction": 0.2,  # street and sidewalk figures joined by 1-2 walking beside them; 0 = none
     },
+    "density": {
+        # City road users where the camera looks (queues at the stop lines, crosswalks,
+        # corners, the sidewalks ahead) instead of anywhere on the 160 m intersection.
+        "city_in_view": True,
+        "city_red_share": 0.5,  # city_in_view: share of scenes whose camera street waits at the light
+        "vehicles_scale": 1.0,  # scales every scenario's vehicle count ranges (rounded)
+        "pedestrians_scale": 1.0,  # scales street and city pedestrian counts (openroad has none)
+    },
     "lighting": {
         "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
         "sun_strength": [2.0, 5.0], "sun_angle_deg": [0.5, 3.0],
@@ -244,6 +252,8 @@ def validate(cfg: dict) -> None:
     for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
         if not 0.0 <= cfg["people"][key] <= 1.0:
             raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
+    from scenes.density import validate as validate_density
+    validate_density(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
