@@ -37,7 +37,8 @@ def test_variety_off_reproduces_the_scenes_of_before(scenario):
 
 
 def test_each_people_knob_switches_off_alone():
-    off = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
+    off = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0",
+           "density.city_in_view=false")  # the density knobs redraw city road users
     assert digest("city", *off) == BEFORE["city"]
     assert digest("street") != BEFORE["street"]  # on by default
 
