@@ -252,8 +252,7 @@ def validate(cfg: dict) -> None:
     for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
         if not 0.0 <= cfg["people"][key] <= 1.0:
             raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
-    from scenes.density import validate as validate_density
-    validate_density(cfg)
+    _validate_density(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
@@ -262,3 +261,19 @@ def validate(cfg: dict) -> None:
     bad = [c for c in s["instance_classes"] if c not in CLASS_IDS]
     if bad:
         raise ConfigError(f"scene.instance_classes has unknown classes {bad}")
+
+
+def _validate_density(cfg: dict) -> None:
+    """The density keys and the scenario count keys the generic walk cannot judge."""
+    d = cfg["density"]
+    for key in ("vehicles_scale", "pedestrians_scale"):
+        if not 0.0 <= d[key] <= 20.0:
+            raise ConfigError(f"density.{key} must be between 0 and 20, got {d[key]}")
+    if not 0.0 <= d["city_red_share"] <= 1.0:
+        raise ConfigError(f"density.city_red_share must be between 0 and 1, got {d['city_red_share']}")
+    if cfg["street"]["pedestrians_per_vehicle"] < 0:
+        raise ConfigError(f"street.pedestrians_per_vehicle must not be negative, got {cfg['street']['pedestrians_per_vehicle']}")
+    if cfg["openroad"]["min_vehicles_ahead"] < 0:
+        raise ConfigError("openroad.min_vehicles_ahead must not be negative")
+    if cfg["openroad"]["scene_checks"] < 1:
+        raise ConfigError("openroad.scene_checks must be at least 1")

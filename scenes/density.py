@@ -253,20 +253,3 @@ def _people(rng, cfg, c, ground, sight, red, tries) -> list[Placed]:
             out += group
             k += len(group)
     return out
-
-
-def validate(cfg: dict) -> None:
-    """The density keys and the scenario count keys the generic walk cannot judge."""
-    from scenes.config import ConfigError
-    d = cfg["density"]
-    for key in ("vehicles_scale", "pedestrians_scale"):
-        if not 0.0 <= d[key] <= 20.0:
-            raise ConfigError(f"density.{key} must be between 0 and 20, got {d[key]}")
-    if not 0.0 <= d["city_red_share"] <= 1.0:
-        raise ConfigError(f"density.city_red_share must be between 0 and 1, got {d['city_red_share']}")
-    if cfg["street"]["pedestrians_per_vehicle"] < 0:
-        raise ConfigError(f"street.pedestrians_per_vehicle must not be negative, got {cfg['street']['pedestrians_per_vehicle']}")
-    if cfg["openroad"]["min_vehicles_ahead"] < 0:
-        raise ConfigError("openroad.min_vehicles_ahead must not be negative")
-    if cfg["openroad"]["scene_checks"] < 1:
-        raise ConfigError("openroad.scene_checks must be at least 1")
