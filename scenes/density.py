@@ -105,7 +105,7 @@ def _ground_of(objects: list[Placed], cam: Camera) -> Ground:
     return g
 
 
-def _visible(rng, sight: Sight, pose, far: float, draws: int = 12):
+def _visible(sight: Sight, pose, far: float, draws: int = 12):
     """A pose sampler that redraws ``pose`` until the camera sees it (``draws`` at most)."""
     def sample():
         for _ in range(draws):
@@ -120,8 +120,7 @@ def city_in_view(rng, cfg: dict, cam: Camera, objects: list[Placed]) -> list[Pla
     """``objects`` of a city layout with its vehicles and pedestrians redrawn in view."""
     c, o, tries = cfg["city"], options(cfg), cfg["scene"]["placement_tries"]
     keep = [x for x in objects if x.kind not in TRAFFIC]
-    first = next((i for i, x in enumerate(objects) if x.kind in TRAFFIC), len(objects))
-    at = sum(1 for x in objects[:first] if x.kind not in TRAFFIC)
+    at = next((i for i, x in enumerate(objects) if x.kind in TRAFFIC), len(objects))  # where they were
     ground = _ground_of(keep, cam)
     sight = Sight(cam)
     red = rng.random() < o["city_red_share"]  # the camera's street waits at the light
@@ -184,7 +183,7 @@ def _vehicles(rng, cfg, c, ground, sight, cam, red, tries) -> list[Placed]:
                     out.append(_moving(p, 0.0))
                     continue
             name = "cross" if red else ("ahead" if rng.random() < 0.5 else "oncoming")
-        p = _moving(_place(ground, rng, cfg, kind, _visible(rng, sight, moving_pose(name), VEH_FAR), tries, params),
+        p = _moving(_place(ground, rng, cfg, kind, _visible(sight, moving_pose(name), VEH_FAR), tries, params),
                     uniform(rng, speed))
         if p:
             out.append(p)
@@ -246,7 +245,7 @@ def _people(rng, cfg, c, ground, sight, red, tries) -> list[Placed]:
             heading = 0.0 if rng.random() < 0.5 else 180.0
             pose = lambda heading=heading: (  # noqa: E731
                 uniform(rng, (-30.0, 30.0)), uniform(rng, walk_y), heading + rng.normal(0, 8))
-        p = _place(ground, rng, cfg, "pedestrian", _visible(rng, sight, pose, PED_FAR), tries, margin=0.05)
+        p = _place(ground, rng, cfg, "pedestrian", _visible(sight, pose, PED_FAR), tries, margin=0.05)
         if p:
             out.append(p)
             group = _companions(ground, rng, cfg, p, n_ped - k)
