@@ -103,6 +103,14 @@ DEFAULTS: dict = {
         "child_fraction": 0.1,  # children 1.0-1.45 m (adults 1.5-1.95 m); 0 = none
         "group_fraction": 0.2,  # street and sidewalk figures joined by 1-2 walking beside them; 0 = none
     },
+    "density": {
+        # City road users where the camera looks (queues at the stop lines, crosswalks,
+        # corners, the sidewalks ahead) instead of anywhere on the 160 m intersection.
+        "city_in_view": True,
+        "city_red_share": 0.5,  # city_in_view: share of scenes whose camera street waits at the light
+        "vehicles_scale": 1.0,  # scales every scenario's vehicle count ranges (rounded)
+        "pedestrians_scale": 1.0,  # scales street and city pedestrian counts (openroad has none)
+    },
     "lighting": {
         "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
         "sun_strength": [2.0, 5.0], "sun_angle_deg": [0.5, 3.0],
@@ -260,6 +268,7 @@ def validate(cfg: dict) -> None:
     from scenes.camera import camera_problem
     if problem := camera_problem(cfg):
         raise ConfigError(problem)
+    _validate_density(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
@@ -268,3 +277,19 @@ def validate(cfg: dict) -> None:
     bad = [c for c in s["instance_classes"] if c not in CLASS_IDS]
     if bad:
         raise ConfigError(f"scene.instance_classes has unknown classes {bad}")
+
+
+def _validate_density(cfg: dict) -> None:
+    """The density keys and the scenario count keys the generic walk cannot judge."""
+    d = cfg["density"]
+    for key in ("vehicles_scale", "pedestrians_scale"):
+        if not 0.0 <= d[key] <= 20.0:
+            raise ConfigError(f"density.{key} must be between 0 and 20, got {d[key]}")
+    if not 0.0 <= d["city_red_share"] <= 1.0:
+        raise ConfigError(f"density.city_red_share must be between 0 and 1, got {d['city_red_share']}")
+    if cfg["street"]["pedestrians_per_vehicle"] < 0:
+        raise ConfigError(f"street.pedestrians_per_vehicle must not be negative, got {cfg['street']['pedestrians_per_vehicle']}")
+    if cfg["openroad"]["min_vehicles_ahead"] < 0:
+        raise ConfigError("openroad.min_vehicles_ahead must not be negative")
+    if cfg["openroad"]["scene_checks"] < 1:
+        raise ConfigError("openroad.scene_checks must be at least 1")

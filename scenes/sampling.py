@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from scenes import layouts
+from scenes import density, layouts
 from scenes.camera import sample_camera
 from scenes.draws import scene_rng, uniform
 from scenes.spec import SceneSpec
@@ -48,9 +48,13 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
         w = np.array([cfg["scene"]["mix"][n] for n in names], float)
         scenario = names[int(rng.choice(len(names), p=w / w.sum()))]
     r = cfg["render"]
-    camera, objects = layouts.LAYOUTS[scenario](rng, cfg)
+    lcfg = density.scaled_config(cfg)  # cfg itself unless a density scale is set
+    camera, objects = layouts.LAYOUTS[scenario](rng, lcfg)
     camera.hfov_deg, camera.width, camera.height = float(r["hfov_deg"]), int(r["width"]), int(r["height"])
     sample_camera(camera, cfg, seed, layout)
+    d = density.options(cfg)
+    if d and d["city_in_view"] and scenario == "city":  # its own stream: nothing else changes
+        objects = density.city_in_view(density.density_rng(seed, layout), lcfg, camera, objects)
     for k, o in enumerate(objects):
         o.name = o.name or f"{o.kind}.{k:03d}"
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet

@@ -14,12 +14,10 @@ from scenes.objects import in_view
 from scenes.sampling import sample_scene
 from scenes.spec import Camera, Placed
 from tests.cli_util import gen, one_line_error
+from tests.variety_off import all_off_but
 
 # The specs of scenes 0-2, seed 11, tiny, before issue 16 (see tests/test_people_variety.py).
 BEFORE = {"street": "1b78cbb14ae3544d", "city": "42f16d11ae8d0086", "openroad": "0a16ad15731ac3c6"}
-CAMERA_OFF = ("camera.hfov_offset_deg=[0,0]", "camera.roll_deg=[0,0]", "camera.pitch_offset_deg=[0,0]",
-              "camera.height_offset_m=[0,0]", "camera.distortion_fraction=0", "camera.shutter_s=[0,0]")
-PEOPLE_OFF = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
 
 
 def digest(scenario, *overrides):
@@ -32,9 +30,9 @@ def digest(scenario, *overrides):
 
 @pytest.mark.parametrize("scenario", sorted(BEFORE))
 def test_camera_knobs_off_reproduce_the_scenes_of_before(scenario):
-    assert digest(scenario, *CAMERA_OFF, *PEOPLE_OFF) == BEFORE[scenario]
+    assert digest(scenario, *all_off_but()) == BEFORE[scenario]
     assert digest(scenario, "variety.enabled=false") == BEFORE[scenario]
-    assert digest(scenario, *PEOPLE_OFF) != BEFORE[scenario]  # the camera knobs are on by default
+    assert digest(scenario, *all_off_but("camera")) != BEFORE[scenario]  # the camera knobs are on by default
 
 
 def test_each_camera_knob_switches_off_alone():

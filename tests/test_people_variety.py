@@ -37,9 +37,8 @@ def test_variety_off_reproduces_the_scenes_of_before(scenario):
 
 
 def test_each_people_knob_switches_off_alone():
-    off = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
-    from test_camera import CAMERA_OFF  # the other issue-16 knobs, off too
-    assert digest("city", *off, *CAMERA_OFF) == BEFORE["city"]
+    from tests.variety_off import all_off_but
+    assert digest("city", *all_off_but()) == BEFORE["city"]  # every issue-16 knob off, people's included
     assert digest("street") != BEFORE["street"]  # on by default
 
 
