@@ -103,7 +103,8 @@ DEFAULTS: dict = {
         "night_sun_elevation_deg": [-40.0, -12.0],  # recorded (astronomical night); the moon lights
         "moon_strength": [0.0, 0.01],  # moonlight, W/m^2 (the day sun is 2-5)
         "night_sky_radiance": [0.0005, 0.002],  # uniform dark-blue night sky, before exposure
-        "night_exposure": [3.0, 4.5], "dusk_exposure": [0.5, 2.0],  # stops added (a camera's gain)
+        "night_exposure": [4.0, 5.5],  # stops added at night (a camera's gain)
+        "dusk_exposure": [1.0, 4.0],  # stops added at dusk, from the highest to the lowest sun
         "street_lamp_power": [100.0, 250.0],  # W per lamp head (a Cycles spot light)
         "headlight_power": [40.0, 100.0],  # W per headlight of vehicles in traffic
         "window_lit_fraction": [0.1, 0.5],  # mean share of lit windows (per building 0..2x)

@@ -81,7 +81,11 @@ def _after_dark(rng: np.random.Generator, lc: dict, lighting: dict, time: str) -
     day_strength = lighting["sun_strength"]
     elev = uniform(rng, lc["night_sun_elevation_deg" if night else "dusk_sun_elevation_deg"])
     lighting["sun_elevation_deg"] = elev
-    lighting["exposure"] = lighting["exposure"] + uniform(rng, lc["night_exposure" if night else "dusk_exposure"])
+    gain = uniform(rng, lc["night_exposure" if night else "dusk_exposure"])
+    if not night:  # the lower the sun, the more gain: dusk_exposure spans the dusk elevations
+        (lo, hi), (e0, e1) = lc["dusk_exposure"], lc["dusk_sun_elevation_deg"]
+        gain = lo + (hi - lo) * ((e1 - elev) / (e1 - e0) if e1 > e0 else 0.5)
+    lighting["exposure"] = lighting["exposure"] + gain
     # Low sun: most of its light is scattered away on the long path, and what is left is red.
     lighting["sun_strength"] = day_strength * 0.5 * min(max((elev + 1.0) / 7.0, 0.0), 1.0)
     warmth = uniform(rng, (0.6, 0.95))

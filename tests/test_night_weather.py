@@ -85,7 +85,7 @@ def test_shares_strengths_and_determinism():
     assert abs(len(rain) - len(wet) / 2) < 4 * math.sqrt(len(wet) / 4)
     for lt, w in draws:
         if lt["time_of_day"] == "night":
-            assert lt["sun_elevation_deg"] <= -12 and lt["sky_grey"] == 1.0 and lt["exposure"] >= 3.0
+            assert lt["sun_elevation_deg"] <= -12 and lt["sky_grey"] == 1.0 and lt["exposure"] >= 3.5
             assert lt["moon_strength"] <= 0.01 and lt["street_lamp_power"] >= 100
         elif lt["time_of_day"] == "day":
             assert lt["sun_elevation_deg"] == 40.0 and "street_lamp_power" not in lt
