@@ -264,8 +264,7 @@ def validate(cfg: dict) -> None:
     for key in ("gap_rich_fraction", "child_fraction", "group_fraction"):
         if not 0.0 <= cfg["people"][key] <= 1.0:
             raise ConfigError(f"people.{key} must be between 0 and 1, got {cfg['people'][key]}")
-    from scenes.weather import validate_weather
-    validate_weather(cfg)
+    _validate_time_and_weather(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
@@ -274,3 +273,31 @@ def validate(cfg: dict) -> None:
     bad = [c for c in s["instance_classes"] if c not in CLASS_IDS]
     if bad:
         raise ConfigError(f"scene.instance_classes has unknown classes {bad}")
+
+
+def _validate_time_and_weather(cfg: dict) -> None:
+    """Issue 16 time of day and weather (scenes.weather): shares and intensities in [0, 1],
+    elevations on the sky."""
+    lc, wc = cfg["lighting"], cfg["weather"]
+    for key in ("night_fraction", "dusk_fraction"):
+        if not 0.0 <= lc[key] <= 1.0:
+            raise ConfigError(f"lighting.{key} must be between 0 and 1, got {lc[key]}")
+    if lc["night_fraction"] + lc["dusk_fraction"] > 1.0:
+        raise ConfigError("lighting.night_fraction + lighting.dusk_fraction must not exceed 1")
+    lo, hi = lc["sun_elevation_deg"]
+    if lo < 0 or hi > 90:
+        raise ConfigError(f"lighting.sun_elevation_deg (daylight) must lie within [0, 90], got {[lo, hi]}")
+    for key in ("dusk_sun_elevation_deg", "night_sun_elevation_deg"):
+        lo, hi = lc[key]
+        if lo < -90 or hi > 90:
+            raise ConfigError(f"lighting.{key} must lie within [-90, 90], got {[lo, hi]}")
+    if lc["night_sun_elevation_deg"][1] > 0:
+        raise ConfigError("lighting.night_sun_elevation_deg must be below the horizon (<= 0)")
+    if lc["max_lights"] < 0:
+        raise ConfigError(f"lighting.max_lights must be 0 or more, got {lc['max_lights']}")
+    for key in ("cloudy_fraction", "wet_fraction", "rain_fraction"):
+        if not 0.0 <= wc[key] <= 1.0:
+            raise ConfigError(f"weather.{key} must be between 0 and 1, got {wc[key]}")
+    for key in ("cloud_cover", "wetness", "puddles", "rain"):
+        if wc[key][1] > 1.0:
+            raise ConfigError(f"weather.{key} must lie within [0, 1], got {wc[key]}")

@@ -115,31 +115,3 @@ def _overcast(lighting: dict, cover: float) -> None:
     grey = clear * max(math.sin(math.radians(elev)), 0.03) * (0.45 - 0.2 * cover) / math.pi
     lighting["sky_grey"] = cover
     lighting["sky_grey_radiance"] = [c * grey for c in OVERCAST]
-
-
-def validate_weather(cfg: dict) -> None:
-    """Shares and intensities in [0, 1], elevations on the sky; raises ConfigError naming the key."""
-    from scenes.config import ConfigError
-    lc, wc = cfg["lighting"], cfg["weather"]
-    for key in ("night_fraction", "dusk_fraction"):
-        if not 0.0 <= lc[key] <= 1.0:
-            raise ConfigError(f"lighting.{key} must be between 0 and 1, got {lc[key]}")
-    if lc["night_fraction"] + lc["dusk_fraction"] > 1.0:
-        raise ConfigError("lighting.night_fraction + lighting.dusk_fraction must not exceed 1")
-    lo, hi = lc["sun_elevation_deg"]
-    if lo < 0 or hi > 90:
-        raise ConfigError(f"lighting.sun_elevation_deg (daylight) must lie within [0, 90], got {[lo, hi]}")
-    for key in ("dusk_sun_elevation_deg", "night_sun_elevation_deg"):
-        lo, hi = lc[key]
-        if lo < -90 or hi > 90:
-            raise ConfigError(f"lighting.{key} must lie within [-90, 90], got {[lo, hi]}")
-    if lc["night_sun_elevation_deg"][1] > 0:
-        raise ConfigError("lighting.night_sun_elevation_deg must be below the horizon (<= 0)")
-    if lc["max_lights"] < 0:
-        raise ConfigError(f"lighting.max_lights must be 0 or more, got {lc['max_lights']}")
-    for key in ("cloudy_fraction", "wet_fraction", "rain_fraction"):
-        if not 0.0 <= wc[key] <= 1.0:
-            raise ConfigError(f"weather.{key} must be between 0 and 1, got {wc[key]}")
-    for key in ("cloud_cover", "wetness", "puddles", "rain"):
-        if wc[key][1] > 1.0:
-            raise ConfigError(f"weather.{key} must lie within [0, 1], got {wc[key]}")
