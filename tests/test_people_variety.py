@@ -37,7 +37,10 @@ def test_variety_off_reproduces_the_scenes_of_before(scenario):
 
 
 def test_each_people_knob_switches_off_alone():
-    off = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
+    off = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0",
+           # the time-of-day and weather knobs (tests/test_night_weather.py) off too
+           "lighting.night_fraction=0", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0",
+           "weather.wet_fraction=0")
     assert digest("city", *off) == BEFORE["city"]
     assert digest("street") != BEFORE["street"]  # on by default
 
