@@ -21,10 +21,14 @@ from scenes.view import FrameView, frame_view
 class Built:
     objects: list = field(default_factory=list)  # bpy objects, parallel to spec.objects
     meshes: list = field(default_factory=list)
+    extras: list = field(default_factory=list)  # lights after dark (objects and their data)
     view: FrameView | None = None  # the current frame's camera pose and candidate instances
 
 
-def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
+def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None, mats: dict | None = None,
+                    face_colors: dict | None = None):
+    """A Blender mesh of ``mesh``; ``mats`` maps material names (default: the shared ones) and
+    ``face_colors`` adds per-face colour attributes (the night and wet variants read them)."""
     me = bpy.data.meshes.new(name)
     nv, nf = len(mesh.vertices), len(mesh.faces)
     me.vertices.add(nv)
@@ -37,9 +41,12 @@ def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
     tint = me.attributes.new("tint", "FLOAT_COLOR", "FACE")
     rgba = np.concatenate([mesh.tint, np.ones((nf, 1), np.float32)], 1)
     tint.data.foreach_set("color", rgba.ravel())
+    for attr, rgb in (face_colors or {}).items():
+        data = np.concatenate([rgb, np.ones((nf, 1), np.float32)], 1)
+        me.attributes.new(attr, "FLOAT_COLOR", "FACE").data.foreach_set("color", data.ravel())
     if loop_uv is not None:
         me.uv_layers.new(name="UVMap").data.foreach_set("uv", loop_uv.ravel())
-    mats = blender.materials()
+    mats = mats or blender.materials()
     for m in mesh.materials:
         me.materials.append(mats[m])
     me.update()
@@ -48,9 +55,11 @@ def mesh_to_blender(name: str, mesh: Mesh, loop_uv: np.ndarray | None = None):
 
 def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
     """Create one Blender object per spec object, then pose everything for this frame."""
+    from generator import night, variants
     built = Built()
     root = cfg["assets"]["dir"]
-    for o in spec.objects:
+    mats, local = variants.material_map(spec), {}
+    for k, o in enumerate(spec.objects):
         if "user_asset" in o.params:
             me = blender_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
         elif "cutout" in o.params:
@@ -60,11 +69,13 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
             me.materials[0] = blender_assets.cutout_material(root, o.params["cutout"])
             built.meshes.append(me)
         else:
-            me = mesh_to_blender(o.name, scene_objects.local_mesh(o))
+            local[k] = scene_objects.local_mesh(o)
+            me = mesh_to_blender(o.name, local[k], mats=mats, face_colors=variants.face_attributes(spec, k, local[k]))
             built.meshes.append(me)
         ob = bpy.data.objects.new(o.name, me)
         scene.collection.objects.link(ob)
         built.objects.append(ob)
+    built.extras = night.add_lights(scene, spec, cfg, built.objects, local)
     set_frame(scene, built, spec, cfg)
     return built
 
@@ -173,6 +184,7 @@ def use_annotation_materials(built: Built) -> None:
 
 def clear_scene(built: Built) -> None:
     """Remove the scene's objects and meshes so a long-running worker does not grow."""
-    bpy.data.batch_remove(built.objects + built.meshes)
+    bpy.data.batch_remove(built.objects + built.meshes + built.extras)
     built.objects.clear()
     built.meshes.clear()
+    built.extras.clear()

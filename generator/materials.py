@@ -113,8 +113,8 @@ def build_materials() -> dict[str, bpy.types.Material]:
     return out
 
 
-def _build(name: str, spec: dict) -> bpy.types.Material:
-    mat = bpy.data.materials.new(PREFIX + name)
+def _build(name: str, spec: dict, mat_name: str | None = None) -> bpy.types.Material:
+    mat = bpy.data.materials.new(mat_name or PREFIX + name)
     with warnings.catch_warnings():
         # Deprecated in 5.0 but still required to get a node tree on older builds.
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -98,6 +98,7 @@ def _apply_world(scene, lighting: dict, elevation: float, azimuth: float) -> Non
         world = bpy.data.worlds.new(WORLD_NAME)
         world.use_fake_user = True
     sky, background = _world_nodes(world)
+    grey = _grey_node(world, "sky_grey" in lighting)
 
     sky_type = lighting.get("sky_type", "MULTIPLE_SCATTERING")
     sky.sky_type = sky_type
@@ -115,10 +116,41 @@ def _apply_world(scene, lighting: dict, elevation: float, azimuth: float) -> Non
     sky.ground_albedo = float(lighting.get("ground_albedo", 0.3))
     if "altitude" in lighting:
         sky.altitude = float(lighting["altitude"])
-    background.inputs["Strength"].default_value = (
-        float(lighting.get("sky_strength", 1.0)) * SKY_NORMALISATION.get(sky_type, 1.0))
+    strength = float(lighting.get("sky_strength", 1.0)) * SKY_NORMALISATION.get(sky_type, 1.0)
+    background.inputs["Strength"].default_value = strength
+    if grey is not None:
+        # sky_grey_radiance is absolute; the Background strength scales both mix inputs.
+        grey.inputs["Factor"].default_value = float(lighting["sky_grey"])
+        rgb = [float(c) / max(strength, 1e-9) for c in lighting["sky_grey_radiance"]]
+        _sock(grey.inputs, "B_Color").default_value = (*rgb, 1.0)
     if scene.world is not world:
         scene.world = world
+
+
+def _sock(sockets, identifier: str):
+    return next(s for s in sockets if s.identifier == identifier)
+
+
+def _grey_node(world, wanted: bool):
+    """The Mix node (``rgsd.grey``) between sky and background when ``wanted`` (overcast,
+    night), else None, the tree of a clear day.  One World whose node is added and removed,
+    not a second World: Cycles' persistent data keeps state per World, and a day scene
+    rendered after a switch of Worlds differed from the same scene rendered first (measured)."""
+    tree = world.node_tree
+    sky, background = tree.nodes["rgsd.sky"], tree.nodes["rgsd.background"]
+    mix = tree.nodes.get("rgsd.grey")
+    if wanted and mix is None:
+        mix = tree.nodes.new("ShaderNodeMix")
+        mix.name = "rgsd.grey"
+        mix.data_type = "RGBA"
+        mix.blend_type = "MIX"
+        tree.links.new(sky.outputs["Color"], _sock(mix.inputs, "A_Color"))
+        tree.links.new(_sock(mix.outputs, "Result_Color"), background.inputs["Color"])
+    elif not wanted and mix is not None:
+        tree.nodes.remove(mix)
+        tree.links.new(sky.outputs["Color"], background.inputs["Color"])
+        mix = None
+    return mix
 
 
 def _world_nodes(world):
@@ -161,8 +193,13 @@ def _apply_sun(scene, lighting: dict, elevation: float, azimuth: float) -> None:
         scene.collection.objects.link(sun)
 
     light = sun.data
-    light.energy = float(lighting["sun_strength"])
-    light.color = tuple(float(c) for c in lighting.get("sun_color", (1.0, 1.0, 1.0)))[:3]
+    if "moon_strength" in lighting:  # at night the Sun light is the moon
+        elevation, azimuth = float(lighting["moon_elevation_deg"]), float(lighting["moon_azimuth_deg"])
+        light.energy = float(lighting["moon_strength"])
+        light.color = tuple(float(c) for c in lighting["moon_color"])[:3]
+    else:
+        light.energy = float(lighting["sun_strength"])
+        light.color = tuple(float(c) for c in lighting.get("sun_color", (1.0, 1.0, 1.0)))[:3]
     light.angle = math.radians(float(lighting.get("sun_angle_deg", 0.55)))
     # A sun light shines along its local -Z; tilt +Z down from the zenith by
     # (90 - elevation) about Y (towards +X), then spin about Z by the azimuth, so +Z

@@ -117,6 +117,26 @@ DEFAULTS: dict = {
         "sun_color_warmth": [0.0, 0.35],  # 0 = white, 1 = deep orange
         "sky_strength": [0.3, 1.0], "air_density": [0.5, 2.0], "aerosol_density": [0.2, 3.0],
         "ozone_density": [0.5, 2.0], "exposure": [-0.5, 0.5],
+        # Issue 16, time of day (scenes.weather): a share of dusk and night scenes per scenario,
+        # drawn from their own stream; both 0 = daylight only, the scenes of before.
+        "night_fraction": 0.15, "dusk_fraction": 0.1,
+        "dusk_sun_elevation_deg": [-4.0, 6.0],  # the sun near or just below the horizon
+        "night_sun_elevation_deg": [-40.0, -12.0],  # recorded (astronomical night); the moon lights
+        "moon_strength": [0.0, 0.01],  # moonlight, W/m^2 (the day sun is 2-5)
+        "night_sky_radiance": [0.0005, 0.002],  # uniform dark-blue night sky, before exposure
+        "night_exposure": [4.0, 5.5],  # stops added at night (a camera's gain)
+        "dusk_exposure": [1.0, 4.0],  # stops added at dusk, from the highest to the lowest sun
+        "street_lamp_power": [100.0, 250.0],  # W per lamp head (a Cycles spot light)
+        "headlight_power": [40.0, 100.0],  # W per headlight of vehicles in traffic
+        "window_lit_fraction": [0.1, 0.5],  # mean share of lit windows (per building 0..2x)
+        "max_lights": 64,  # spot lights per scene at most, nearest to the camera first
+    },
+    # Issue 16, weather (scenes.weather): each a share of scenes, then its strength.  Fog and
+    # rain streaks are post-processes (the post section); rain here is the recorded intensity.
+    "weather": {
+        "cloudy_fraction": 0.3, "cloud_cover": [0.3, 1.0],  # dims and softens the sun, greys the sky
+        "wet_fraction": 0.2, "wetness": [0.3, 1.0], "puddles": [0.0, 0.8],  # wet roads (materials)
+        "rain_fraction": 0.5, "rain": [0.2, 1.0],  # share of wet scenes where it rains; intensity
     },
 }
 
@@ -215,7 +235,8 @@ def validate(cfg: dict) -> None:
                 raise ConfigError(f"config key '{path}' has lo > hi: {json.dumps(val)}")
             if all(isinstance(r, int) for r in ref) and not all(isinstance(v, int) for v in val):
                 raise ConfigError(f"config key '{path}' must be a range of integers")
-            if min(val) < 0 and not any(s in path for s in ("lateral", "_x", "yaw", "pitch", "exposure", "camera.")):
+            if min(val) < 0 and not any(s in path for s in ("lateral", "_x", "yaw", "pitch", "exposure", "camera.",
+                                                            "elevation")):
                 raise ConfigError(f"config key '{path}' must not be negative: {json.dumps(val)}")
         elif _is_number(ref):
             if not _is_number(val):
@@ -269,6 +290,7 @@ def validate(cfg: dict) -> None:
     if problem := camera_problem(cfg):
         raise ConfigError(problem)
     _validate_density(cfg)
+    _validate_time_and_weather(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
@@ -293,3 +315,29 @@ def _validate_density(cfg: dict) -> None:
         raise ConfigError("openroad.min_vehicles_ahead must not be negative")
     if cfg["openroad"]["scene_checks"] < 1:
         raise ConfigError("openroad.scene_checks must be at least 1")
+def _validate_time_and_weather(cfg: dict) -> None:
+    """Issue 16 time of day and weather (scenes.weather): shares and intensities in [0, 1],
+    elevations on the sky."""
+    lc, wc = cfg["lighting"], cfg["weather"]
+    for key in ("night_fraction", "dusk_fraction"):
+        if not 0.0 <= lc[key] <= 1.0:
+            raise ConfigError(f"lighting.{key} must be between 0 and 1, got {lc[key]}")
+    if lc["night_fraction"] + lc["dusk_fraction"] > 1.0:
+        raise ConfigError("lighting.night_fraction + lighting.dusk_fraction must not exceed 1")
+    lo, hi = lc["sun_elevation_deg"]
+    if lo < 0 or hi > 90:
+        raise ConfigError(f"lighting.sun_elevation_deg (daylight) must lie within [0, 90], got {[lo, hi]}")
+    for key in ("dusk_sun_elevation_deg", "night_sun_elevation_deg"):
+        lo, hi = lc[key]
+        if lo < -90 or hi > 90:
+            raise ConfigError(f"lighting.{key} must lie within [-90, 90], got {[lo, hi]}")
+    if lc["night_sun_elevation_deg"][1] > 0:
+        raise ConfigError("lighting.night_sun_elevation_deg must be below the horizon (<= 0)")
+    if lc["max_lights"] < 0:
+        raise ConfigError(f"lighting.max_lights must be 0 or more, got {lc['max_lights']}")
+    for key in ("cloudy_fraction", "wet_fraction", "rain_fraction"):
+        if not 0.0 <= wc[key] <= 1.0:
+            raise ConfigError(f"weather.{key} must be between 0 and 1, got {wc[key]}")
+    for key in ("cloud_cover", "wetness", "puddles", "rain"):
+        if wc[key][1] > 1.0:
+            raise ConfigError(f"weather.{key} must lie within [0, 1], got {wc[key]}")

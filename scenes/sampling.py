@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from scenes import density, layouts
+from scenes import weather as sky_and_weather
 from scenes.camera import sample_camera
 from scenes.draws import scene_rng, uniform
 from scenes.spec import SceneSpec
@@ -60,8 +61,10 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet
             dx, dy = camera.position[0] - o.position[0], camera.position[1] - o.position[1]
             o.yaw_deg = math.degrees(math.atan2(dy, dx)) % 360.0
-    return SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
+    spec = SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
                      lighting=sample_lighting(rng, cfg["lighting"]), objects=objects, layout=layout)
+    sky_and_weather.apply(cfg, seed, layout, spec.lighting, spec.weather)  # own streams; no-op when off
+    return spec
 
 
 def sample_lighting(rng: np.random.Generator, ranges: dict) -> dict:

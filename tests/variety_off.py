@@ -4,9 +4,11 @@ CAMERA_OFF = ("camera.hfov_offset_deg=[0,0]", "camera.roll_deg=[0,0]", "camera.p
               "camera.height_offset_m=[0,0]", "camera.distortion_fraction=0", "camera.shutter_s=[0,0]")
 PEOPLE_OFF = ("people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
 DENSITY_OFF = ("density.city_in_view=false",)  # the scales are 1.0: no change
+NIGHT_OFF = ("lighting.night_fraction=0", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0",
+             "weather.wet_fraction=0")
 
 
 def all_off_but(*keep):
     """The off overrides of every group except those named in ``keep``."""
-    groups = {"camera": CAMERA_OFF, "people": PEOPLE_OFF, "density": DENSITY_OFF}
+    groups = {"camera": CAMERA_OFF, "people": PEOPLE_OFF, "density": DENSITY_OFF, "night": NIGHT_OFF}
     return tuple(o for name, offs in groups.items() if name not in keep for o in offs)
