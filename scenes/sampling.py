@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from scenes import layouts
+from scenes import camera_pipeline, layouts
 from scenes.draws import scene_rng, uniform
 from scenes.spec import SceneSpec
 
@@ -54,8 +54,10 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet
             dx, dy = camera.position[0] - o.position[0], camera.position[1] - o.position[1]
             o.yaw_deg = math.degrees(math.atan2(dy, dx)) % 360.0
-    return SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
+    spec = SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
                      lighting=sample_lighting(rng, cfg["lighting"]), objects=objects, layout=layout)
+    # Last: the camera pipeline reads the layout's weather, and draws from its own streams.
+    return camera_pipeline.decorate(spec, cfg)
 
 
 def sample_lighting(rng: np.random.Generator, ranges: dict) -> dict:
