@@ -17,6 +17,7 @@ import copy
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -117,7 +118,9 @@ def brightness(args) -> None:
 
 ONLY_AE = ('camera_pipeline.response={"sigmoid":0,"gamma":0}', "camera_pipeline.noise_shot=[0,0]",
            "camera_pipeline.noise_read=[0,0]", "camera_pipeline.bloom_intensity=[0,0]",
-           "camera_pipeline.vignetting=[0,0]", "fog.fraction=0")
+           "camera_pipeline.vignetting=[0,0]", "fog.fraction=0",
+           # the people knobs draw from the scene's generator: off, so these are today's scenes
+           "people.natural=false", "people.child_fraction=0", "people.group_fraction=0")
 
 
 def volume(args) -> None:
@@ -141,7 +144,9 @@ def volume(args) -> None:
         pics[name] = a["rgb"]
     beta = post.beta_of(args.visibility)
     mat = bpy.data.materials.new("bench.fog")
-    mat.use_nodes = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mat.use_nodes = True
     nt = mat.node_tree
     nt.nodes.clear()
     vol = nt.nodes.new("ShaderNodeVolumePrincipled")
@@ -154,12 +159,15 @@ def volume(args) -> None:
     box.scale = (4000.0, 4000.0, 60.0)
     box.location = (0.0, 0.0, 29.0)
     box.data.materials.append(mat)
+    bounces = bpy.context.scene.cycles.volume_bounces
+    bpy.context.scene.cycles.volume_bounces = cfg["render"]["max_bounces"]  # Cycles' default 0: no in-scatter
     try:
         t0 = time.perf_counter()
         a, t = render_scene(spec, cfg)
         secs["cycles volume"] = (t["rgb"], time.perf_counter() - t0)
         pics["cycles volume"] = a["rgb"]
     finally:
+        bpy.context.scene.cycles.volume_bounces = bounces
         bpy.data.objects.remove(box)
         bpy.data.materials.remove(mat)
     print(f"preset {args.preset}, visibility {args.visibility} m (beta {beta:.4f}/m), {spec.scenario}, "
@@ -170,32 +178,64 @@ def volume(args) -> None:
         print(f"| {name} | {s:.2f} | {tot:.2f} | {luma(pics[name]):.3f} |")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, "post_fog_volume_vs_koschmieder.png")
-        Image.fromarray(np.concatenate(list(pics.values()), 1)).save(path, optimize=True)
+        path = os.path.join(args.out, "post_fog_volume_vs_koschmieder.jpg")
+        Image.fromarray(np.concatenate(list(pics.values()), 1)).save(path, quality=85)
         print("wrote", path)
 
 
+SHEET = {  # on top of auto exposure, at the top of each default range, so each shows
+    "auto exposure": {}, "sigmoid curve": {"response": {"curve": "sigmoid", "contrast": 0.65}},
+    "gamma curve": {"response": {"curve": "gamma", "gamma": 2.2}},
+    "noise": {"noise": {"shot": 2e-4, "read": 3e-4}}, "bloom": {"bloom": {"intensity": 0.06, "threshold": 0.8}},
+    "vignetting": {"vignetting": 0.3}, "fog 150 m": {}, "rain 0.8": RAIN_POST,
+}
+
+
 def sheet(args) -> None:
-    """A contact sheet: rows = scenes, columns = off, each effect alone, all on."""
+    """A contact sheet per scene: off, then each effect on top of auto exposure, then all on.
+    Renders each scene once (the linear path) and applies the effects to that render."""
+    import bpy
     from PIL import Image, ImageDraw
 
-    from generator.render import render_scene
+    import generator.render as R
+    from generator import post
     from scenes.config import build_config
     from scenes.sampling import sample_scene
-    cfg = build_config(args.preset, overrides=[f"scene.scenario={args.scenario}", "variety.enabled=false"])
-    cols = {k: v for k, v in variants().items() if k not in ("linear, no effect", "all on, AgX")}
-    rows = []
-    for i in range(args.scenes):
-        base = sample_scene(cfg, args.seed, i)
-        tiles = []
-        for name, (p, w) in cols.items():
-            im = Image.fromarray(render_scene(_variant(base, p, w), cfg)[0]["rgb"])
-            ImageDraw.Draw(im).text((4, 4), name, fill=(255, 255, 0))
-            tiles.append(np.asarray(im))
-        rows.append(np.concatenate(tiles, 1))
+    over = [f"scene.scenario={args.scenario}", "variety.enabled=false"]
+    if args.size:
+        w, h = args.size.split("x")
+        over += [f"render.width={w}", f"render.height={h}"]
+    cfg = build_config(args.preset, overrides=over)
+    grabbed, keep = {}, R._camera_pipeline
+
+    def grab(scene, spec, combined, depth, png):
+        grabbed.update(combined=combined, depth=depth)
+        return keep(scene, spec, combined, depth, png)
+
+    ae = EFFECTS["exposure"]
+    allon = {**ae, **SHEET["sigmoid curve"], **SHEET["noise"], **SHEET["bloom"], **SHEET["vignetting"], **RAIN_POST}
+    cols = [("off", {}, {})] + [(n, {**ae, **p}, FOG if n.startswith("fog") else RAIN if n.startswith("rain") else {})
+                                for n, p in SHEET.items()] + [("all on", allon, {**FOG, **RAIN})]
+    R._camera_pipeline = grab
+    blocks = []
+    try:
+        for i in range(args.scenes):
+            base = sample_scene(cfg, args.seed, i)
+            off = R.render_scene(_variant(base, {"vignetting": 0.0}, {}), cfg)[0]["rgb"]
+            tiles = []
+            for name, p, wt in cols:
+                img, _, display = post.process(grabbed["combined"], grabbed["depth"], _variant(base, p, wt))
+                rgb = off if name == "off" else img if display else R.view_transform(bpy.context.scene, img,
+                                                                                     "/dev/shm/rgsd-sheet.png")
+                im = Image.fromarray(rgb)
+                ImageDraw.Draw(im).text((4, 4), name, fill=(255, 255, 0))
+                tiles.append(np.asarray(im))
+            blocks.append(np.concatenate([np.concatenate(tiles[:5], 1), np.concatenate(tiles[5:], 1)], 0))
+    finally:
+        R._camera_pipeline = keep
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "post_effects.png")
-    Image.fromarray(np.concatenate(rows, 0)).save(path, optimize=True)
+    path = os.path.join(args.out, "post_effects.jpg")
+    Image.fromarray(np.concatenate(blocks, 0)).save(path, quality=85)
     print("wrote", path)
 
 
@@ -208,6 +248,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--visibility", type=float, default=150.0)
     ap.add_argument("--out", default="")
+    ap.add_argument("--size", default="", help="WxH instead of the preset's, e.g. 320x180")
     args = ap.parse_args()
     {"cost": cost, "brightness": brightness, "volume": volume, "sheet": sheet}[args.what](args)
 

@@ -13,6 +13,7 @@ themselves are never touched.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -39,17 +40,28 @@ def beta_of(visibility_m: float) -> float:
 
 def ray_length_factor(intrinsics: dict) -> np.ndarray:
     """Distance along the pixel-centre ray per metre of planar depth, for a pinhole camera."""
-    h, w = int(intrinsics["height"]), int(intrinsics["width"])
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    x, y = (u - intrinsics["cx"]) / intrinsics["fx"], (v - intrinsics["cy"]) / intrinsics["fy"]
-    return np.sqrt(1.0 + x * x + y * y)
+    k = intrinsics
+    return _ray_length_factor(int(k["width"]), int(k["height"]), float(k["fx"]), float(k["fy"]),
+                              float(k["cx"]), float(k["cy"]))
+
+
+@functools.lru_cache(maxsize=4)  # one camera per run, mostly: computed once, read-only
+def _ray_length_factor(w: int, h: int, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    x = ((np.arange(w) + 0.5 - cx) / fx)[None, :]
+    y = ((np.arange(h) + 0.5 - cy) / fy)[:, None]
+    out = np.sqrt(1.0 + x * x + y * y)
+    out.flags.writeable = False
+    return out
 
 
 def transmittance(depth: np.ndarray, ray_factor: np.ndarray, beta: float) -> np.ndarray:
     """exp(-beta d), d the distance along the ray; 0 where the ray meets nothing (sky)."""
     hit = np.isfinite(depth) & (depth > 0)
-    d = np.where(hit, depth.astype(np.float64), 0.0) * ray_factor
-    return np.where(hit, np.exp(-beta * d), 0.0).astype(np.float32)
+    d = np.where(hit, depth, 0.0) * ray_factor  # float64: t exact to float32 rounding
+    d *= -beta
+    np.exp(d, out=d)
+    d[~hit] = 0.0
+    return d.astype(np.float32)
 
 
 def airlight(rgb: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -89,8 +101,9 @@ def rain_alpha(depth: np.ndarray, rain: float, length: float, tilt_deg: float, r
         x1, y1 = x0 + lens * math.sin(a), y0 + lens * math.cos(a)
         canvas = np.zeros((h, w), np.float32)
         thick = max(1, round(scale * (2 if k == 0 else 1)))
-        for p in np.rint(np.stack([x0, y0, x1, y1], 1) * 16).astype(np.int64):
-            cv2.line(canvas, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), 1.0, thick, cv2.LINE_AA, 4)
+        segments = np.rint(np.stack([x0, y0, x1, y1], 1) * 16).astype(np.int32).reshape(n, 2, 2)
+        if n:  # one call draws every segment (4 fractional bits: sub-pixel ends)
+            cv2.polylines(canvas, list(segments), False, 1.0, thick, cv2.LINE_AA, 4)
         if k == 0:  # near drops are out of focus
             canvas = cv2.GaussianBlur(canvas, (0, 0), max(0.5, 0.8 * scale))
         canvas = np.minimum(canvas, 1.0) * (depth > dist)

@@ -95,7 +95,7 @@ DEFAULTS: dict = {
     # {"agx": 1, others 0} switches an effect off; all off: Blender's PNG exactly as before.
     "camera_pipeline": {
         "auto_exposure": True,  # meter each frame and scale it to a drawn key, as a camera does
-        "ae_key": [0.14, 0.22],  # target trimmed geometric-mean linear luminance (0.18 = middle grey)
+        "ae_key": [0.11, 0.2],  # target trimmed geometric-mean linear luminance (0.18 = middle grey)
         "ae_max_gain_ev": 8.0,  # the most AE lifts a frame (slowest shutter x highest ISO): night stays darker
         "ae_min_gain_ev": -8.0,  # the most AE darkens one
         "response": {"agx": 0.5, "sigmoid": 0.3, "gamma": 0.2},  # response curve weights (agx = Blender's view)
