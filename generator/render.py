@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from generator import blender, build, lens
-from scenes import annotations
+from scenes import annotations, camera_pipeline
 from scenes.spec import SceneSpec
+
+POST_IMAGE = "rgsd.post"  # the one float image the camera pipeline hands back to Blender
 
 
 def read_exr(path: str) -> dict[str, np.ndarray]:
@@ -57,11 +59,7 @@ def _render(scene, layer: str, path: str) -> None:
         vl.use = vl.name == layer
     s = scene.render.image_settings
     if path.endswith(".png"):
-        s.media_type = "IMAGE"
-        s.file_format = "PNG"
-        s.color_mode = "RGB"
-        s.color_depth = "8"
-        s.compression = 0
+        _png_settings(s)
     else:
         s.media_type = "MULTI_LAYER_IMAGE"
         s.file_format = "OPEN_EXR_MULTILAYER"
@@ -70,6 +68,14 @@ def _render(scene, layer: str, path: str) -> None:
     scene.render.filepath = path
     with blender.mute_stdout():
         bpy.ops.render.render(write_still=True)
+
+
+def _png_settings(s) -> None:
+    s.media_type = "IMAGE"
+    s.file_format = "PNG"
+    s.color_mode = "RGB"
+    s.color_depth = "8"
+    s.compression = 0
 
 
 def _set_main_settings(scene, r: dict, seed: int) -> None:
@@ -146,23 +152,32 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
     from PIL import Image
 
     scratch = Path(blender.scratch_dir())
-    a_png, b_exr = (str(scratch / f"{spec.index}.{n}") for n in ("rgb.png", "annot.exr"))
+    linear = camera_pipeline.active(spec)
+    a_png, b_exr, a_exr = (str(scratch / f"{spec.index}.{n}") for n in ("rgb.png", "annot.exr", "rgb.exr"))
     try:
         t1 = time.perf_counter()
         _set_main_settings(scene, cfg["render"], (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
         lens.point_sample(scene.camera.data, False)
         try:
             lens.set_motion(scene, built, spec)  # the RGB alone sees the shutter
-            _render(scene, blender.MAIN, a_png)
+            if linear:  # the camera pipeline works on the float render, before any view transform
+                _render(scene, blender.MAIN, a_exr)
+                combined = read_exr(a_exr)["Combined"]
+            else:
+                _render(scene, blender.MAIN, a_png)
+                rgb = np.asarray(Image.open(a_png).convert("RGB"))
         finally:
             lens.clear_motion(scene, built, spec)
-        rgb = np.asarray(Image.open(a_png).convert("RGB"))
         t2 = time.perf_counter()
         build.use_annotation_materials(built)
         _set_annot_settings(scene)
         lens.point_sample(scene.camera.data, True)
         _render(scene, blender.ANNOT, b_exr)
         annot = read_exr(b_exr)
+        t3 = time.perf_counter()
+        if linear:
+            rgb = _camera_pipeline(scene, spec, combined, annotations.clean_depth(annot["zdepth"]), a_png)
+        t4 = time.perf_counter()
         k = len(built.view.candidates)
         h, w = annot["zdepth"].shape
         stack = np.stack([annot[f"am{i}"] for i in range(k)]) if k else np.zeros((0, h, w), np.float32)
@@ -170,9 +185,42 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
             object_index=annot["index"], depth=annot["zdepth"], amodal_stack=stack,
             world_normals=annot["gnormal"][..., :3], world_to_camera=built.view.world_to_camera,
             candidates=built.view.candidates, max_instances=cfg["scene"]["max_instances"], rgb=rgb)
-        t3 = time.perf_counter()
+        t5 = time.perf_counter()
     finally:
-        for p in (a_png, b_exr):
+        for p in (a_png, b_exr, a_exr):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-    return arrays, {"rgb": t2 - t1, "annotations": t3 - t2}
+    timings = {"rgb": t2 - t1, "annotations": t3 - t2 + t5 - t4}
+    if linear:
+        timings["post"] = t4 - t3
+    return arrays, timings
+
+
+def _camera_pipeline(scene, spec: SceneSpec, combined: np.ndarray, depth: np.ndarray, png: str) -> np.ndarray:
+    """Display RGB (uint8) of the linear render after spec's effects; records what was applied
+    in ``spec.post["applied"]`` (the stored spec shows each frame's exposure)."""
+    from generator import post
+    image, applied, is_display = post.process(combined, depth, spec)
+    spec.post = {k: v for k, v in spec.post.items() if k != "applied"}
+    if applied:
+        spec.post["applied"] = applied
+    return image if is_display else view_transform(scene, image, png)
+
+
+def view_transform(scene, rgb: np.ndarray, png: str) -> np.ndarray:
+    """Scene-linear RGB through the scene's view transform (AgX, as the PNG path) to uint8:
+    Blender's colour management writes a float image as it writes a render."""
+    import bpy
+    from PIL import Image
+    h, w = rgb.shape[:2]
+    img = bpy.data.images.get(POST_IMAGE)
+    if img is None or tuple(img.size) != (w, h):
+        if img is not None:
+            bpy.data.images.remove(img)
+        img = bpy.data.images.new(POST_IMAGE, w, h, alpha=False, float_buffer=True)
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = rgb
+    img.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).ravel())  # Blender's rows run bottom-up
+    _png_settings(scene.render.image_settings)
+    img.save_render(png, scene=scene)
+    return np.asarray(Image.open(png).convert("RGB"))

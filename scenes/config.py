@@ -111,6 +111,30 @@ DEFAULTS: dict = {
         "vehicles_scale": 1.0,  # scales every scenario's vehicle count ranges (rounded)
         "pedestrians_scale": 1.0,  # scales street and city pedestrian counts (openroad has none)
     },
+    # The camera pipeline (generator/post.py): post-processes on the linear render, drawn per
+    # layout into spec.post (scenes/camera_pipeline.py).  false, a [0, 0] range or the response
+    # {"agx": 1, others 0} switches an effect off; all off: Blender's PNG exactly as before.
+    "camera_pipeline": {
+        "auto_exposure": True,  # meter each frame and scale it to a drawn key, as a camera does
+        "ae_key": [0.11, 0.2],  # target trimmed geometric-mean linear luminance (0.18 = middle grey)
+        "ae_max_gain_ev": 8.0,  # the most AE lifts a frame (slowest shutter x highest ISO): night stays darker
+        "ae_min_gain_ev": -8.0,  # the most AE darkens one
+        "response": {"agx": 0.5, "sigmoid": 0.3, "gamma": 0.2},  # response curve weights (agx = Blender's view)
+        "sigmoid_contrast": [0.55, 0.75],  # log-log slope of the sigmoid curve in the shadows
+        "gamma": [2.0, 2.4],  # the gamma curve: clip at white, then x^(1/gamma)
+        "noise_shot": [0.0, 2e-4],  # Poisson part: variance per unit linear signal at gain 1 (x gain)
+        "noise_read": [0.0, 3e-4],  # Gaussian part: std at gain 1 (x gain)
+        "bloom_intensity": [0.0, 0.06],  # share of the light above threshold spread into the halo
+        "bloom_threshold": [0.8, 1.5],  # exposed linear luminance (1 = white) where bloom starts
+        "vignetting": [0.0, 0.3],  # share of light lost in the image corners
+        "rain_streaks": True,  # streaks where spec.weather's rain > 0
+        "rain_streak_length": [0.04, 0.1],  # of the image height, for the nearest drops
+        "rain_tilt_deg": [0.0, 15.0],  # from vertical, either way (wind)
+    },
+    "fog": {
+        "fraction": 0.1,  # share of layouts in fog (Koschmieder's law on the linear RGB, from exact depth)
+        "visibility_m": [50.0, 600.0],  # meteorological visibility (beta = 2.996 / visibility), log-uniform
+    },
     "lighting": {
         "sun_elevation_deg": [10.0, 70.0], "sun_azimuth_deg": [0.0, 360.0],
         "sun_strength": [2.0, 5.0], "sun_angle_deg": [0.5, 3.0],
@@ -291,6 +315,7 @@ def validate(cfg: dict) -> None:
         raise ConfigError(problem)
     _validate_density(cfg)
     _validate_time_and_weather(cfg)
+    _validate_camera_pipeline(cfg)
     if s["frames_per_layout"] < 1:
         raise ConfigError("scene.frames_per_layout must be at least 1")
     if not 1 <= s["max_instances"] <= 1023:
@@ -341,3 +366,34 @@ def _validate_time_and_weather(cfg: dict) -> None:
     for key in ("cloud_cover", "wetness", "puddles", "rain"):
         if wc[key][1] > 1.0:
             raise ConfigError(f"weather.{key} must lie within [0, 1], got {wc[key]}")
+
+def _validate_camera_pipeline(cfg: dict) -> None:
+    """Ranges of the camera pipeline and fog knobs that are outside physics."""
+    c, f = cfg["camera_pipeline"], cfg["fog"]
+    checks = (
+        ("camera_pipeline.ae_key", 0 < c["ae_key"][0] and c["ae_key"][1] <= 1, "must lie in (0, 1]"),
+        ("camera_pipeline.ae_max_gain_ev", 0 <= c["ae_max_gain_ev"] <= 24, "must be between 0 and 24 stops"),
+        ("camera_pipeline.ae_min_gain_ev", -24 <= c["ae_min_gain_ev"] <= 0, "must be between -24 and 0 stops"),
+        ("camera_pipeline.sigmoid_contrast", 0 < c["sigmoid_contrast"][0] and c["sigmoid_contrast"][1] <= 3,
+         "must lie in (0, 3]"),
+        ("camera_pipeline.gamma", 1 <= c["gamma"][0] and c["gamma"][1] <= 4, "must lie in [1, 4]"),
+        ("camera_pipeline.noise_shot", c["noise_shot"][1] <= 0.1, "must lie in [0, 0.1]"),
+        ("camera_pipeline.noise_read", c["noise_read"][1] <= 0.1, "must lie in [0, 0.1]"),
+        ("camera_pipeline.bloom_intensity", c["bloom_intensity"][1] <= 1, "must lie in [0, 1]"),
+        ("camera_pipeline.bloom_threshold", c["bloom_threshold"][0] > 0, "must be positive"),
+        ("camera_pipeline.vignetting", c["vignetting"][1] < 1, "must lie in [0, 1)"),
+        ("camera_pipeline.rain_streak_length", c["rain_streak_length"][1] <= 1, "must lie in [0, 1] (of the height)"),
+        ("camera_pipeline.rain_tilt_deg", c["rain_tilt_deg"][1] <= 60, "must lie in [0, 60]"),
+        ("fog.fraction", 0 <= f["fraction"] <= 1, "must be between 0 and 1"),
+        ("fog.visibility_m", f["visibility_m"][0] >= 1 and f["visibility_m"][1] <= 1e5,
+         "must lie in [1, 100000] m (beta = 2.996 / visibility)"),
+    )
+    for key, ok, what in checks:
+        if not ok:
+            value = key.split(".", 1)[1]
+            section = c if key.startswith("camera") else f
+            raise ConfigError(f"config key '{key}' {what}, got {json.dumps(section[value])}")
+    w = c["response"]
+    if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
+        raise ConfigError("camera_pipeline.response must map agx, sigmoid, gamma to non-negative weights, "
+                          "not all 0")

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from scenes import density, layouts
+from scenes import camera_pipeline, density, layouts
 from scenes import weather as sky_and_weather
 from scenes.camera import sample_camera
 from scenes.draws import scene_rng, uniform
@@ -64,7 +64,8 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
     spec = SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
                      lighting=sample_lighting(rng, cfg["lighting"]), objects=objects, layout=layout)
     sky_and_weather.apply(cfg, seed, layout, spec.lighting, spec.weather)  # own streams; no-op when off
-    return spec
+    # Last: the camera pipeline reads the layout's weather, and draws from its own streams.
+    return camera_pipeline.decorate(spec, cfg)
 
 
 def sample_lighting(rng: np.random.Generator, ranges: dict) -> dict:

@@ -56,6 +56,7 @@ def test_time_and_weather_never_touch_the_layout(scenario, monkeypatch):
         da, db = json.loads(a.to_json()), json.loads(b.to_json())
         for d in (da, db):
             d.pop("lighting"), d.pop("weather", None)
+            d.get("post", {}).pop("rain_streaks", None)  # the camera pipeline streaks the rain it is given
         assert da == db
 
 

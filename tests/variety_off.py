@@ -6,9 +6,14 @@ PEOPLE_OFF = ("people.natural=false", "people.child_fraction=0", "people.group_f
 DENSITY_OFF = ("density.city_in_view=false",)  # the scales are 1.0: no change
 NIGHT_OFF = ("lighting.night_fraction=0", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0",
              "weather.wet_fraction=0")
+POST_OFF = ("camera_pipeline.auto_exposure=false", 'camera_pipeline.response={"sigmoid":0,"gamma":0}',
+            "camera_pipeline.noise_shot=[0,0]", "camera_pipeline.noise_read=[0,0]",
+            "camera_pipeline.bloom_intensity=[0,0]", "camera_pipeline.vignetting=[0,0]",
+            "camera_pipeline.rain_streaks=false", "fog.fraction=0")
 
 
 def all_off_but(*keep):
     """The off overrides of every group except those named in ``keep``."""
-    groups = {"camera": CAMERA_OFF, "people": PEOPLE_OFF, "density": DENSITY_OFF, "night": NIGHT_OFF}
+    groups = {"camera": CAMERA_OFF, "people": PEOPLE_OFF, "density": DENSITY_OFF, "night": NIGHT_OFF,
+              "post": POST_OFF}
     return tuple(o for name, offs in groups.items() if name not in keep for o in offs)
