@@ -119,6 +119,8 @@ DEFAULTS: dict = {
         "ae_key": [0.11, 0.2],  # target trimmed geometric-mean linear luminance (0.18 = middle grey)
         "ae_max_gain_ev": 8.0,  # the most AE lifts a frame (slowest shutter x highest ISO): night stays darker
         "ae_min_gain_ev": -8.0,  # the most AE darkens one
+        "ae_dusk_key_scale": 0.6,  # dusk and night frames are metered to a lower key, as cameras do
+        "ae_night_key_scale": 0.3,
         "response": {"agx": 0.5, "sigmoid": 0.3, "gamma": 0.2},  # response curve weights (agx = Blender's view)
         "sigmoid_contrast": [0.55, 0.75],  # log-log slope of the sigmoid curve in the shadows
         "gamma": [2.0, 2.4],  # the gamma curve: clip at white, then x^(1/gamma)
@@ -374,6 +376,8 @@ def _validate_camera_pipeline(cfg: dict) -> None:
         ("camera_pipeline.ae_key", 0 < c["ae_key"][0] and c["ae_key"][1] <= 1, "must lie in (0, 1]"),
         ("camera_pipeline.ae_max_gain_ev", 0 <= c["ae_max_gain_ev"] <= 24, "must be between 0 and 24 stops"),
         ("camera_pipeline.ae_min_gain_ev", -24 <= c["ae_min_gain_ev"] <= 0, "must be between -24 and 0 stops"),
+        ("camera_pipeline.ae_dusk_key_scale", 0 < c["ae_dusk_key_scale"] <= 1, "must lie in (0, 1]"),
+        ("camera_pipeline.ae_night_key_scale", 0 < c["ae_night_key_scale"] <= 1, "must lie in (0, 1]"),
         ("camera_pipeline.sigmoid_contrast", 0 < c["sigmoid_contrast"][0] and c["sigmoid_contrast"][1] <= 3,
          "must lie in (0, 3]"),
         ("camera_pipeline.gamma", 1 <= c["gamma"][0] and c["gamma"][1] <= 4, "must lie in [1, 4]"),

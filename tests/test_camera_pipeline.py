@@ -230,3 +230,14 @@ def test_fog_through_a_lens_uses_the_distorted_rays():
     k = {"width": 160, "height": 90, **{c: lens[c] for c in ("fx", "fy", "cx", "cy")}}
     ref = np.linalg.norm(pixel_rays(160, 90, 80.0, k=(-0.2, 0.08, 0.0)), axis=-1)
     np.testing.assert_allclose(lens_ray_length_factor(k, lens), ref, rtol=1e-9)
+
+
+def test_night_and_dusk_are_metered_to_a_lower_key(tmp_path):
+    from scenes.camera_pipeline import sample_post
+    c = build_config("tiny")["camera_pipeline"]
+    day, dusk, night = (sample_post(c, 3, 5, 0.0, t)["exposure"]["key"] for t in ("day", "dusk", "night"))
+    assert dusk == day * c["ae_dusk_key_scale"] and night == day * c["ae_night_key_scale"]
+    out = tmp_path / "s.zarr"
+    one_line_error(gen("scenes", "--n", "1", "--preset", "tiny", "--out", out,
+                       "--set", "camera_pipeline.ae_night_key_scale=0"), "ae_night_key_scale")
+    assert not out.exists()
