@@ -198,7 +198,7 @@ def test_rain_streaks_are_hidden_behind_near_surfaces():
     depth = np.full((180, 320), np.inf, np.float32)
     depth[:, :160] = 1.0  # a wall 1 m away on the left: every drop is behind it
     a = post.rain_alpha(depth, 1.0, 0.08, 10.0, np.random.default_rng(4))
-    assert (a[:, :160] == 0).all() and 0.008 < a[:, 160:].mean() < 0.3
+    assert (a[:, :160] == 0).all() and 0.004 < a[:, 160:].mean() < 0.15  # faint, as rain on video
     b = post.rain_alpha(depth, 1.0, 0.08, 10.0, np.random.default_rng(4))
     np.testing.assert_array_equal(a, b)
     spec = _spec({"rain_streaks": {"length": 0.08, "tilt_deg": 10.0}}, {"rain": 0.8}, w=320, h=180)
