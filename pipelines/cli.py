@@ -363,7 +363,8 @@ def _add_export_commands():
     eval_.add_command(cli_export.eval_order)
 
 
-if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
+    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
     _add_export_commands()
 
 
@@ -375,7 +376,8 @@ def _add_amodal_commands():
     cli.add_command(cli_amodal.segment)
 
 
-if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
+    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
     _add_amodal_commands()
 
 
@@ -388,7 +390,8 @@ def _add_refiner_commands():
     export_.add_command(cli_refiner.export_weights)
 
 
-if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
+    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
     _add_refiner_commands()
 
 
@@ -397,7 +400,8 @@ def _add_stats_command():
     cli.add_command(cli_stats.stats)
 
 
-if __name__ != "__main__":  # under `python -m pipelines.cli` the real module registers them (below)
+if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
+    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
     _add_stats_command()
 
 

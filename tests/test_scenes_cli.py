@@ -144,3 +144,17 @@ def test_frames_of_a_layout_equal_scenes_rendered_alone():
         alone, _ = render_scene(spec, cfg)
         for name in ("depth", "instance", "semantic", "amodal", "occlusion", "box3d"):
             np.testing.assert_array_equal(arrays[name], alone[name], err_msg=f"frame {spec.frame} {name}")
+
+
+def test_python_dash_m_with_spawned_dask_workers(tmp_path):
+    """`python -m pipelines.cli` (the torchrun form) with Dask workers: a spawned worker
+    re-runs the module as __mp_main__, which must not register the commands again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "m.zarr"
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "scenes", "--n", "1", "--workers", "1",
+                        "--out", str(out), *TINY], cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert scene_store.open_store(str(out)).done().all()
