@@ -354,55 +354,27 @@ def export_():
     """
 
 
-def _add_export_commands():
-    # The commands live in pipelines/cli_export.py (this file stays short); they import
-    # their machinery inside the command functions, so `gen --help` stays fast.
-    from pipelines import cli_export
+def _add_subcommands():
+    # The commands live in their own files (this one stays short) and import their machinery
+    # inside the command functions, so `gen --help` stays fast.
+    from pipelines import cli_amodal, cli_export, cli_refiner, cli_stats
     for command in cli_export.EXPORT_COMMANDS:
         export_.add_command(command)
-    eval_.add_command(cli_export.eval_order)
-
-
-if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
-    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
-    _add_export_commands()
-
-
-def _add_amodal_commands():
-    # gen train amodal, gen eval amodal, gen segment live in pipelines/cli_amodal.py.
-    from pipelines import cli_amodal
-    train.add_command(cli_amodal.train_amodal)
-    eval_.add_command(cli_amodal.eval_amodal)
-    cli.add_command(cli_amodal.segment)
-
-
-if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
-    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
-    _add_amodal_commands()
-
-
-def _add_refiner_commands():
-    # gen train/eval refiner, gen refine and gen export weights live in pipelines/cli_refiner.py.
-    from pipelines import cli_refiner
-    train.add_command(cli_refiner.train_refiner)
-    eval_.add_command(cli_refiner.eval_refiner)
-    cli.add_command(cli_refiner.refine)
     export_.add_command(cli_refiner.export_weights)
-
-
-if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
-    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
-    _add_refiner_commands()
-
-
-def _add_stats_command():
-    from pipelines import cli_stats  # gen stats lives in pipelines/cli_stats.py
+    eval_.add_command(cli_export.eval_order)
+    eval_.add_command(cli_amodal.eval_amodal)
+    eval_.add_command(cli_refiner.eval_refiner)
+    train.add_command(cli_amodal.train_amodal)
+    train.add_command(cli_refiner.train_refiner)
+    cli.add_command(cli_amodal.segment)
+    cli.add_command(cli_refiner.refine)
     cli.add_command(cli_stats.stats)
 
 
-if __name__ not in ("__main__", "__mp_main__"):  # under `python -m pipelines.cli` the real module
-    # registers them (below); a spawned worker re-runs this file as __mp_main__ and needs none
-    _add_stats_command()
+# Under `python -m pipelines.cli` the importable module registers them (below), not this
+# __main__ copy; a spawned worker re-runs this file as __mp_main__ and needs none.
+if __name__ not in ("__main__", "__mp_main__"):
+    _add_subcommands()
 
 
 def main():
