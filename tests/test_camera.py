@@ -2,7 +2,6 @@
 distortion and the shutter.  Knobs off: the scenes of before, byte for byte.  Blender
 tests: motion blur changes the RGB and no annotation array, and no camera state leaks
 from one scene into the next (the lens itself is proven in tests/test_render_geometry.py)."""
-import hashlib
 import math
 
 import numpy as np
@@ -14,18 +13,8 @@ from scenes.objects import in_view
 from scenes.sampling import sample_scene
 from scenes.spec import Camera, Placed
 from tests.cli_util import gen, one_line_error
-from tests.variety_off import all_off_but
-
-# The specs of scenes 0-2, seed 11, tiny, before issue 16 (see tests/test_people_variety.py).
-BEFORE = {"street": "1b78cbb14ae3544d", "city": "42f16d11ae8d0086", "openroad": "0a16ad15731ac3c6"}
-
-
-def digest(scenario, *overrides):
-    cfg = build_config("tiny", overrides=[f"scene.scenario={scenario}", *overrides])
-    h = hashlib.sha256()
-    for i in range(3):
-        h.update(sample_scene(cfg, 11, i).to_json().encode())
-    return h.hexdigest()[:16]
+from tests.variety_off import BEFORE, all_off_but
+from tests.variety_off import spec_digest as digest
 
 
 @pytest.mark.parametrize("scenario", sorted(BEFORE))

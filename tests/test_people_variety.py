@@ -1,6 +1,5 @@
 """Issue 16 part 1, People: natural arm poses as the norm, gap-rich poses a minority,
 children, groups; with the knobs off, the scenes of before, byte for byte."""
-import hashlib
 import math
 import sys
 from pathlib import Path
@@ -13,22 +12,15 @@ from scenes import people
 from scenes.assets import pedestrian_parts
 from scenes.config import ConfigError, build_config
 from scenes.sampling import sample_scene
+from tests.variety_off import BEFORE
+from tests.variety_off import spec_digest as digest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_assets import _min_dist, _surface_points  # noqa: E402
 
-# sha256 (first 16 hex digits) of the specs of scenes 0-2, seed 11, tiny preset, computed
-# with the code of main at ea24eea (before these knobs): the "off" path must keep them.
-BEFORE = {"street": "1b78cbb14ae3544d", "city": "42f16d11ae8d0086", "openroad": "0a16ad15731ac3c6"}
 OPTS = build_config("tiny")["people"]
 
 
-def digest(scenario, *overrides):
-    cfg = build_config("tiny", overrides=[f"scene.scenario={scenario}", *overrides])
-    h = hashlib.sha256()
-    for i in range(3):
-        h.update(sample_scene(cfg, 11, i).to_json().encode())
-    return h.hexdigest()[:16]
 
 
 @pytest.mark.parametrize("scenario", sorted(BEFORE))

@@ -17,3 +17,21 @@ def all_off_but(*keep):
     groups = {"camera": CAMERA_OFF, "people": PEOPLE_OFF, "density": DENSITY_OFF, "night": NIGHT_OFF,
               "post": POST_OFF}
     return tuple(o for name, offs in groups.items() if name not in keep for o in offs)
+
+
+# sha256 (first 16 hex digits) of the specs of scenes 0-2, seed 11, tiny preset, computed
+# with the code of main at ea24eea (before issue 16): the "off" paths must keep them.
+BEFORE = {"street": "1b78cbb14ae3544d", "city": "42f16d11ae8d0086", "openroad": "0a16ad15731ac3c6"}
+
+
+def spec_digest(scenario, *overrides):
+    """Digest of the specs of scenes 0-2 (seed 11, tiny) with these overrides."""
+    import hashlib
+
+    from scenes.config import build_config
+    from scenes.sampling import sample_scene
+    cfg = build_config("tiny", overrides=[f"scene.scenario={scenario}", *overrides])
+    h = hashlib.sha256()
+    for i in range(3):
+        h.update(sample_scene(cfg, 11, i).to_json().encode())
+    return h.hexdigest()[:16]
