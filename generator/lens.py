@@ -156,5 +156,8 @@ def clear_motion(scene, built, spec) -> None:
     movers = [(scene.camera, spec.camera.position)] + [(ob, o.position) for o, ob in zip(spec.objects, built.objects)]
     for ob, pos in movers:
         if ob.animation_data is not None:
+            action = ob.animation_data.action
             ob.animation_data_clear()
+            if action is not None and action.users == 0:  # else every blurred frame leaks one
+                bpy.data.actions.remove(action)
             ob.location = pos

@@ -204,7 +204,12 @@ def _apply_sun(scene, lighting: dict, elevation: float, azimuth: float) -> None:
     # A sun light shines along its local -Z; tilt +Z down from the zenith by
     # (90 - elevation) about Y (towards +X), then spin about Z by the azimuth, so +Z
     # ends up pointing at the sun.
+    # Every channel of the transform is set, scale included: the matrix_world refresh below
+    # writes its decomposition back (scale 0.9999998...), and a channel left alone would carry
+    # that rounding from scene to scene, so the same spec would light 1 LSB differently
+    # depending on what was rendered before it.
     sun.location = (0.0, 0.0, 0.0)
+    sun.scale = (1.0, 1.0, 1.0)
     sun.rotation_mode = "XYZ"
     sun.rotation_euler = Euler(
         (0.0, math.radians(90.0 - elevation), math.radians(azimuth)), "XYZ")

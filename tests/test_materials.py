@@ -69,3 +69,21 @@ def test_sun_points_at_elevation_and_azimuth(elevation, azimuth):
     sky = scene.world.node_tree.nodes["rgsd.sky"]
     assert sky.sun_elevation == pytest.approx(e, abs=1e-6)
     assert not sky.sun_disc
+
+
+def _pose(ob):
+    return tuple(tuple(v) for v in (ob.location, ob.rotation_euler, ob.scale, *ob.matrix_world))
+
+
+def test_sun_pose_is_a_function_of_this_scene_alone():
+    # Blender writes matrix_world's decomposition back into loc/rot/scale; a channel the
+    # code leaves alone carries that rounding on, so the sun of one spec would depend on
+    # the scenes a worker rendered before it (seen as a 1-LSB RGB difference).
+    scene = bpy.context.scene
+    bpy.data.objects.remove(bpy.data.objects["rgsd.sun"])
+    apply_lighting(scene, LIGHTING)
+    first = _pose(bpy.data.objects["rgsd.sun"])
+    for elevation, azimuth in [(5.0, 0.0), (45.0, 90.0), (75.0, 333.0), (12.5, 180.0)] * 3:
+        apply_lighting(scene, dict(LIGHTING, sun_elevation_deg=elevation, sun_azimuth_deg=azimuth))
+    apply_lighting(scene, LIGHTING)
+    assert _pose(bpy.data.objects["rgsd.sun"]) == first

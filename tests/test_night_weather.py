@@ -199,8 +199,11 @@ def renders():
 
     def count():
         d = bpy.data
-        return tuple(len(c) for c in (d.objects, d.meshes, d.lights, d.materials, d.worlds, d.node_groups, d.images))
+        return tuple(len(c) for c in (d.objects, d.meshes, d.lights, d.materials, d.worlds, d.node_groups, d.images, d.actions))
 
+    # A scene of another seed first: the first round then follows different bpy state from
+    # the second (other sun angle, other camera pose), as in a worker that has rendered others.
+    render_scene(sample_scene(cfgs["night"], seed + 1, index), cfgs["night"])
     for rnd in range(2):
         for k in ("day", "night", "dusk", "wet"):
             out[k if rnd == 0 else k + "2"] = render_scene(specs[k], cfgs[k])[0]
