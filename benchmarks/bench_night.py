@@ -4,6 +4,7 @@ of the same layout, and a contact sheet.
     python benchmarks/bench_night.py                          # small (640x360, 8 spp), 3 scenarios
     python benchmarks/bench_night.py --seeds 1 2 --noise      # + PSNR against a 64-spp render
     python benchmarks/bench_night.py --sheet docs/issue16/night_sheet.png
+    python benchmarks/bench_night.py --looks day night --noise --quiet-sensor --night-scales 1 2 3
 
 Every look renders the same layout (the time-of-day and weather draws never touch the
 scene's generator): ``day`` is the scene with the knobs off, the others force one look.
@@ -56,6 +57,10 @@ def main() -> None:
     ap.add_argument("--looks", nargs="+", default=list(LOOKS))
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--noise", action="store_true", help="PSNR against a 64-spp render of the same look")
+    ap.add_argument("--quiet-sensor", action="store_true",
+                    help="synthetic sensor noise off (it would count as render error in --noise)")
+    ap.add_argument("--night-scales", nargs="+", type=float, default=[],
+                    help="render night looks once per render.night_samples_scale given (default: the preset's)")
     ap.add_argument("--sheet", default="", help="PNG contact sheet: a row per scene, a column per look")
     ap.add_argument("--out", default="benchmarks/.cache/night/results.json")
     args = ap.parse_args()
@@ -64,12 +69,16 @@ def main() -> None:
     from scenes.config import build_config
     from scenes.sampling import sample_scene
 
-    rows, tiles = [], []
+    rows, tiles, labels = [], [], []
     for scenario in args.scenarios:
         for seed in args.seeds:
             row = []
-            for look in args.looks:
-                cfg = build_config(args.preset, overrides=[f"scene.scenario={scenario}", *LOOKS[look]])
+            quiet = ["camera_pipeline.noise_shot=[0,0]", "camera_pipeline.noise_read=[0,0]"] if args.quiet_sensor else []
+            runs = [(look, []) for look in args.looks if not (look.startswith("night") and args.night_scales)]
+            runs += [(look, [f"render.night_samples_scale={x:g}"]) for look in args.looks
+                     if look.startswith("night") for x in args.night_scales]
+            for look, scale in runs:
+                cfg = build_config(args.preset, overrides=[f"scene.scenario={scenario}", *LOOKS[look], *quiet, *scale])
                 spec = sample_scene(cfg, seed, 0)
                 times, lights = [], 0
                 for _ in range(args.repeat):
@@ -79,12 +88,14 @@ def main() -> None:
                 import bpy
                 lights = len(bpy.data.lights)  # the sun stays; the scene's lamps were removed
                 rec = {"scenario": scenario, "seed": seed, "look": look, "cpu_s": float(np.median(times)),
+                       "night_samples_scale": cfg["render"]["night_samples_scale"],
                        "wall_rgb_s": timings["rgb"], "mean_luma": float((arrays["rgb"] @ [0.2126, 0.7152, 0.0722]).mean() / 255),
                        "time_of_day": spec.lighting.get("time_of_day", "day"), "weather": spec.weather,
                        "lamps": sum(1 for o in spec.objects if o.kind == "street_light"), "lights_left": lights}
                 if args.noise:
-                    ref_cfg = build_config(args.preset, overrides=[f"scene.scenario={scenario}", *LOOKS[look],
-                                                                   "render.samples=64", "render.adaptive_threshold=0"])
+                    ref_cfg = build_config(args.preset, overrides=[f"scene.scenario={scenario}", *LOOKS[look], *quiet,
+                                                                   "render.samples=64", "render.adaptive_threshold=0",
+                                                                   "render.night_samples_scale=1"])
                     ref_spec = sample_scene(ref_cfg, seed, 0)
                     ref_spec.index += 7919  # another Cycles seed: the reference's noise is its own
                     ref = render_scene(ref_spec, ref_cfg)[0]["rgb"]
@@ -92,6 +103,7 @@ def main() -> None:
                 rows.append(rec)
                 print(json.dumps(rec), flush=True)
                 row.append(arrays["rgb"])
+                labels = [*labels, look + (f" x{cfg['render']['night_samples_scale']:g}" if scale else "")][-len(runs):]
             tiles.append(row)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
@@ -99,9 +111,9 @@ def main() -> None:
         from PIL import Image, ImageDraw
         h, w = tiles[0][0].shape[:2]
         s = 2 if w >= 640 else 1
-        sheet = Image.new("RGB", (len(args.looks) * w // s, len(tiles) * h // s + 14), "white")
+        sheet = Image.new("RGB", (len(labels) * w // s, len(tiles) * h // s + 14), "white")
         d = ImageDraw.Draw(sheet)
-        for j, look in enumerate(args.looks):
+        for j, look in enumerate(labels):
             d.text((j * w // s + 4, 1), look, fill="black")
         for i, row in enumerate(tiles):
             for j, rgb in enumerate(row):

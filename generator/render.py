@@ -78,7 +78,32 @@ def _png_settings(s) -> None:
     s.compression = 0
 
 
+def rgb_settings(r: dict, lighting: dict) -> dict:
+    """The render keys of this frame's RGB pass: after dark, ``night_samples_scale`` more
+    samples and the direct clamp in units of the frame's white.  Film exposure scales the
+    image after Cycles clamps a sample, so the +4-5 stops of night gain would turn the
+    day's cap (10x white) into ~300x white: sub-pixel lamps and headlights then stay
+    fireflies that the denoiser wipes out or smears (measured: RESULTS.md, issue 16)."""
+    tod = lighting.get("time_of_day", "day")
+    if tod == "day":
+        return r  # daylight frames stay those of before, byte for byte
+    r = dict(r, clamp_direct=r["clamp_direct"] / 2.0 ** max(float(lighting.get("exposure", 0.0)), 0.0))
+    if tod == "night":
+        r["samples"] = max(1, round(r["samples"] * r["night_samples_scale"]))
+    return r
+
+
+_last_rgb_samples: list[int] = []  # the sample count of this process's last RGB render
+
+
 def _set_main_settings(scene, r: dict, seed: int) -> None:
+    # Cycles' persistent session keeps sampling state from the renders before it: a 2-spp
+    # frame rendered after a 64-spp one differed in 88 % of its pixel values from the same
+    # frame rendered first.  A frame whose sample count differs from the last RGB render's
+    # (a night frame among day ones) starts a fresh session, so each frame's RGB is a
+    # function of its spec and settings alone, whatever a worker rendered before it.
+    scene.render.use_persistent_data = _last_rgb_samples[-1:] in ([], [r["samples"]])
+    _last_rgb_samples[:] = [r["samples"]]
     c = scene.cycles
     c.samples = r["samples"]
     c.use_adaptive_sampling = r["adaptive_threshold"] > 0
@@ -108,6 +133,7 @@ def _set_main_settings(scene, r: dict, seed: int) -> None:
 
 
 def _set_annot_settings(scene) -> None:
+    scene.render.use_persistent_data = True  # keeps the RGB's BVH when the RGB kept its session
     c = scene.cycles
     c.filter_width = 0.01
     c.samples = 1
@@ -156,7 +182,8 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
     a_png, b_exr, a_exr = (str(scratch / f"{spec.index}.{n}") for n in ("rgb.png", "annot.exr", "rgb.exr"))
     try:
         t1 = time.perf_counter()
-        _set_main_settings(scene, cfg["render"], (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
+        _set_main_settings(scene, rgb_settings(cfg["render"], spec.lighting),
+                           (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
         lens.point_sample(scene.camera.data, False)
         try:
             lens.set_motion(scene, built, spec)  # the RGB alone sees the shutter

@@ -31,6 +31,10 @@ DEFAULTS: dict = {
         # on window glass are sub-pixel and far brighter than white: unclamped, their display
         # value converges so slowly that they dominate the RGB's error at any affordable spp.
         "clamp_direct": 10.0,
+        # Night frames: samples x this (their gain lifts the noise of dark parts and the
+        # aliasing of small lamps; measured in RESULTS.md, issue 16).  The clamp above is in
+        # units of the frame's white after dark, whatever the night gain.
+        "night_samples_scale": 2.0,
         "clip_end": 1000.0,
         "device": "auto",  # auto | cpu | gpu
         "threads": 0,  # 0 = all cores
@@ -293,6 +297,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError("render.world_map_resolution must be 0 (automatic) or between 16 and 8192")
     if r["clamp_direct"] < 0:
         raise ConfigError("render.clamp_direct must be 0 (off) or positive")
+    if not 0 < r["night_samples_scale"] <= 64:
+        raise ConfigError("render.night_samples_scale must be positive and at most 64")
     if not 0 <= r["max_bounces"] <= 1024:
         raise ConfigError("render.max_bounces must be between 0 and 1024")
     s = cfg["scene"]

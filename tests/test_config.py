@@ -29,6 +29,7 @@ def test_presets_and_overrides():
     ("render.world_map_resolution=8", "render.world_map_resolution"),
     ("render.world_map_resolution=512.5", "render.world_map_resolution. must be an integer"),
     ("render.adaptive_threshold=2", "render.adaptive_threshold"),
+    ("render.night_samples_scale=0", "render.night_samples_scale must be positive"),
 ])
 def test_bad_values_name_the_key(override, words):
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):

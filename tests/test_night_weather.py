@@ -235,3 +235,39 @@ def test_nothing_leaks_into_the_next_scene(renders):
     assert counts[0] == counts[1]  # no datablock grows from scene to scene
     for k in ("day", "night", "dusk", "wet"):
         assert out[k]["rgb"].tobytes() == out[k + "2"]["rgb"].tobytes(), k
+
+
+def test_rgb_settings_after_dark():
+    from generator.render import rgb_settings
+    r = _cfg()["render"]
+    day = {"time_of_day": "day", "exposure": 0.7}
+    assert rgb_settings(r, day) is r  # daylight frames render as before, byte for byte
+    night = rgb_settings(r, {"time_of_day": "night", "exposure": 5.0})
+    assert night["samples"] == round(r["samples"] * r["night_samples_scale"])
+    # the cap stays at the same multiple of the displayed white: film gain x clamp constant
+    assert night["clamp_direct"] * 2.0 ** 5.0 == pytest.approx(r["clamp_direct"])
+    dusk = rgb_settings(r, {"time_of_day": "dusk", "exposure": 2.0})
+    assert dusk["samples"] == r["samples"] and dusk["clamp_direct"] == pytest.approx(r["clamp_direct"] / 4)
+    assert r["samples"] == _cfg()["render"]["samples"]  # the config is not edited in place
+    assert rgb_settings(dict(r, night_samples_scale=1e-3), night | {"time_of_day": "night"})["samples"] == 1
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_rgb_does_not_depend_on_the_sample_counts_rendered_before():
+    # Night frames take night_samples_scale x the samples; Cycles' persistent session kept
+    # sampling state from a render with more samples (a day frame after one differed in
+    # 88 % of its values), so the RGB depended on what the worker had rendered before.
+    pytest.importorskip("bpy")
+    from generator.render import render_scene
+    base = [*SIZE, "scene.scenario=street", *PEOPLE_OFF]
+    day, night, more = (_cfg(*base, *OFF), _cfg(*base, *OFF[1:], "lighting.night_fraction=1"),
+                        _cfg(*base, *OFF, "render.samples=8"))
+    assert night["render"]["night_samples_scale"] > 1
+    sd, sn, sm = sample_scene(day, 4, 0), sample_scene(night, 4, 0), sample_scene(more, 5, 0)
+    seq = [("day", sd, day), ("more", sm, more), ("day", sd, day), ("day", sd, day), ("night", sn, night),
+           ("day", sd, day), ("night", sn, night)]
+    first = {}
+    for name, spec, cfg in seq:
+        rgb = render_scene(spec, cfg)[0]["rgb"].tobytes()
+        assert first.setdefault(name, rgb) == rgb, name
