@@ -93,17 +93,7 @@ def rgb_settings(r: dict, lighting: dict) -> dict:
     return r
 
 
-_last_rgb_samples: list[int] = []  # the sample count of this process's last RGB render
-
-
 def _set_main_settings(scene, r: dict, seed: int) -> None:
-    # Cycles' persistent session keeps sampling state from the renders before it: a 2-spp
-    # frame rendered after a 64-spp one differed in 88 % of its pixel values from the same
-    # frame rendered first.  A frame whose sample count differs from the last RGB render's
-    # (a night frame among day ones) starts a fresh session, so each frame's RGB is a
-    # function of its spec and settings alone, whatever a worker rendered before it.
-    scene.render.use_persistent_data = _last_rgb_samples[-1:] in ([], [r["samples"]])
-    _last_rgb_samples[:] = [r["samples"]]
     c = scene.cycles
     c.samples = r["samples"]
     c.use_adaptive_sampling = r["adaptive_threshold"] > 0
@@ -133,7 +123,6 @@ def _set_main_settings(scene, r: dict, seed: int) -> None:
 
 
 def _set_annot_settings(scene) -> None:
-    scene.render.use_persistent_data = True  # keeps the RGB's BVH when the RGB kept its session
     c = scene.cycles
     c.filter_width = 0.01
     c.samples = 1

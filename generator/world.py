@@ -134,7 +134,8 @@ def _sock(sockets, identifier: str):
 def _grey_node(world, wanted: bool):
     """The Mix node (``rgsd.grey``) between sky and background when ``wanted`` (overcast,
     night), else None, the tree of a clear day.  One World whose node is added and removed,
-    not a second World: Cycles' persistent data keeps state per World, and a day scene
+    not a second World: Cycles' persistent data (on until it was found to carry state
+    from render to render) kept state per World, and a day scene
     rendered after a switch of Worlds differed from the same scene rendered first (measured)."""
     tree = world.node_tree
     sky, background = tree.nodes["rgsd.sky"], tree.nodes["rgsd.background"]
