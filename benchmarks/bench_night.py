@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from bench_scenes import cpu_s  # noqa: E402
 
 OFF = ["lighting.night_fraction=0", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0", "weather.wet_fraction=0"]
 LOOKS = {
@@ -37,11 +37,6 @@ LOOKS = {
     "night_wet": ["lighting.night_fraction=1", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0",
                   "weather.wet_fraction=1", "weather.rain_fraction=0", "weather.puddles=[0.7,0.7]"],
 }
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -82,9 +77,9 @@ def main() -> None:
                 spec = sample_scene(cfg, seed, 0)
                 times, lights = [], 0
                 for _ in range(args.repeat):
-                    t0 = cpu()
+                    t0 = cpu_s()
                     arrays, timings = render_scene(spec, cfg)
-                    times.append(cpu() - t0)
+                    times.append(cpu_s() - t0)
                 import bpy
                 lights = len(bpy.data.lights)  # the sun stays; the scene's lamps were removed
                 rec = {"scenario": scenario, "seed": seed, "look": look, "cpu_s": float(np.median(times)),

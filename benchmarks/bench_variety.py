@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from bench_scenes import cpu_s  # noqa: E402
 
 # name -> overrides on top of the preset (variety on unless said otherwise)
 SETTINGS = {
@@ -35,11 +35,6 @@ SETTINGS = {
     "lens": ["camera.distortion_fraction=1.0"],
     "blur": ["camera.shutter_s=[0.01,0.01]"],
 }
-
-
-def cpu_s() -> float:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime + u.ru_stime
 
 
 def luminance(rgb: np.ndarray) -> float:
