@@ -134,9 +134,9 @@ def _sock(sockets, identifier: str):
 def _grey_node(world, wanted: bool):
     """The Mix node (``rgsd.grey``) between sky and background when ``wanted`` (overcast,
     night), else None, the tree of a clear day.  One World whose node is added and removed,
-    not a second World: Cycles' persistent data (on until it was found to carry state
-    from render to render) kept state per World, and a day scene
-    rendered after a switch of Worlds differed from the same scene rendered first (measured)."""
+    not a second World: with Cycles' persistent data (since turned off, generator/blender.py)
+    a day scene rendered after a switch of Worlds differed from the same scene rendered first
+    (measured)."""
     tree = world.node_tree
     sky, background = tree.nodes["rgsd.sky"], tree.nodes["rgsd.background"]
     mix = tree.nodes.get("rgsd.grey")

@@ -348,6 +348,8 @@ def _validate_density(cfg: dict) -> None:
         raise ConfigError("openroad.min_vehicles_ahead must not be negative")
     if cfg["openroad"]["scene_checks"] < 1:
         raise ConfigError("openroad.scene_checks must be at least 1")
+
+
 def _validate_time_and_weather(cfg: dict) -> None:
     """Issue 16 time of day and weather (scenes.weather): shares and intensities in [0, 1],
     elevations on the sky."""
@@ -374,6 +376,7 @@ def _validate_time_and_weather(cfg: dict) -> None:
     for key in ("cloud_cover", "wetness", "puddles", "rain"):
         if wc[key][1] > 1.0:
             raise ConfigError(f"weather.{key} must lie within [0, 1], got {wc[key]}")
+
 
 def _validate_camera_pipeline(cfg: dict) -> None:
     """Ranges of the camera pipeline and fog knobs that are outside physics."""
