@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from pipelines.cli_base import Command
 from pipelines.cli_checks import (
     MAX_SAMPLES,
     MAX_SCENES,
@@ -18,35 +19,6 @@ from pipelines.cli_checks import (
 )
 from pipelines.cluster import ClusterError
 from scenes.config import SCENARIOS, ConfigError
-
-
-def needs(*dists: str):
-    """Mark a command as needing these optional distributions (bpy, torch, ...): checked
-    before the command body runs, so a missing extra is one line and nothing is written."""
-    def mark(f):
-        f.rgsd_needs = dists
-        return f
-    return mark
-
-
-def _strings(values):
-    for v in values:
-        if isinstance(v, str):
-            yield v
-        elif isinstance(v, (list, tuple)):
-            yield from _strings(v)
-
-
-class Command(click.Command):
-    def invoke(self, ctx):
-        from pipelines.requires import MissingDependency, require, require_for_urls
-        try:
-            for dist in getattr(self.callback, "rgsd_needs", ()):
-                require(dist, ctx.command_path)
-            require_for_urls(_strings(ctx.params.values()), ctx.command_path)
-        except MissingDependency as exc:
-            raise UserError(str(exc)) from None
-        return super().invoke(ctx)
 
 
 class Group(OneLineErrors):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli import Command, UserError, needs
+from pipelines.cli_base import Command, UserError, needs
 
 
 def _scene_list(first, more) -> list[str]:

@@ -8,7 +8,7 @@ import click
 
 
 def _user_error(exc):
-    from pipelines.cli import UserError
+    from pipelines.cli_base import UserError
     return UserError(str(exc))
 
 

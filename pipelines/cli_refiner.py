@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli import Command, UserError, needs
+from pipelines.cli_base import Command, UserError, needs
 from pipelines.cli_checks import _checkpoint_errors, _new_file, _not_onto_inputs, _one_line, _store_errors
 
 

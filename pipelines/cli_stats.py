@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pipelines.cli import Command, UserError
+from pipelines.cli_base import Command, UserError
 
 
 @click.command("stats", cls=Command)
