@@ -13,6 +13,7 @@ import numpy as np
 
 from generator import blender
 from generator.blender import mute_stdout
+from scenes import portable_math as pm
 from scenes import user_assets
 
 _models: dict[str, bpy.types.Mesh] = {}
@@ -65,7 +66,7 @@ def _joined_mesh(name: str, objs: list) -> bpy.types.Mesh:
         n = len(me.vertices)
         co = np.empty(n * 3, np.float32)
         me.vertices.foreach_get("co", co)
-        co = co.reshape(-1, 3) @ np.array(ob.matrix_world)[:3, :3].T + np.array(ob.matrix_world)[:3, 3]
+        co = pm.matmul(co.reshape(-1, 3), np.array(ob.matrix_world)[:3, :3].T) + np.array(ob.matrix_world)[:3, 3]
         tris = np.empty(len(me.loop_triangles) * 3, np.int32)
         me.loop_triangles.foreach_get("vertices", tris)
         loops = np.empty(len(me.loop_triangles) * 3, np.int32)

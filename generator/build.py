@@ -11,6 +11,7 @@ import numpy as np
 from generator import blender, blender_assets
 from scenes import annotations
 from scenes import objects as scene_objects
+from scenes import portable_math as pm
 from scenes.mesh import Mesh
 from scenes.spec import SceneSpec
 from scenes.user_assets import cutout_mesh, read_alpha
@@ -108,7 +109,7 @@ def _place_camera(scene, cam, w2c: np.ndarray) -> None:
     # y and z negated.
     from mathutils import Matrix
     c2w = np.eye(4)
-    c2w[:3, :3] = w2c[:3, :3].T @ np.diag([1.0, -1.0, -1.0])
+    c2w[:3, :3] = pm.matmul(w2c[:3, :3].T, np.diag([1.0, -1.0, -1.0]))
     c2w[:3, 3] = cam.position
     ob.matrix_world = Matrix(c2w.tolist())
 

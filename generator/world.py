@@ -46,6 +46,8 @@ import warnings
 import bpy
 from mathutils import Euler
 
+from scenes import portable_math as pm
+
 WORLD_NAME = "rgsd.world"
 SUN_NAME = "rgsd.sun"
 
@@ -76,7 +78,7 @@ _view_choice: tuple[str, str] | None = None
 def sun_direction(elevation_deg: float, azimuth_deg: float) -> tuple[float, float, float]:
     """Unit vector from the scene towards the sun."""
     e, a = math.radians(elevation_deg), math.radians(azimuth_deg)
-    return (math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e))
+    return (pm.cos(e) * pm.cos(a), pm.cos(e) * pm.sin(a), pm.sin(e))
 
 
 def apply_lighting(scene: bpy.types.Scene, lighting: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scenes import portable_math as pm
 from scenes.classes import CLASS_IDS
 
 INDEX_BASE = 1024  # instance ids live below this; class ids above
@@ -70,8 +71,8 @@ def depth_order(z: np.ndarray, equal_abs: float = 0.5, equal_rel: float = 0.05) 
 
 def camera_normals(world_normals: np.ndarray, world_to_camera: np.ndarray) -> np.ndarray:
     """World-space normals (H, W, 3) to OpenCV camera space, unit length, 0 where none."""
-    n = world_normals @ world_to_camera[:3, :3].T
-    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = pm.matmul(world_normals, world_to_camera[:3, :3].T)
+    length = pm.norm(n, axis=-1)[..., None]
     return np.where(length > 0.5, n / np.maximum(length, 1e-12), 0.0).astype(np.float16)
 
 
@@ -116,7 +117,7 @@ def assemble(*, object_index, depth, amodal_stack, world_normals, world_to_camer
         "modal_area": pad_instances(modal_area, pad, 0),
         "amodal_area": pad_instances(amodal_area, pad, 0),
         "visible_fraction": pad_instances((modal_area / np.maximum(amodal_area, 1)).astype(np.float32), pad, 0.0),
-        "distance": pad_instances(np.linalg.norm(box3d[:, :3], axis=1).astype(np.float32), pad, np.nan),
+        "distance": pad_instances(pm.norm(box3d[:, :3], axis=1).astype(np.float32), pad, np.nan),
         "box3d": pad_instances(box3d, pad, np.nan),
         "occlusion": pad_pairs(occlusion_matrix(instance, amodal), pad, False),
         "depth_order": pad_pairs(depth_order(box3d[:, 2]), pad, 0),

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from scenes import portable_math as pm
+
 K_STREAM = 16002  # this module's RNG stream: SeedSequence([seed, layout, K_STREAM])
 _RADII = np.linspace(0.0, 1.0, 4097)[1:]
 
@@ -32,7 +34,8 @@ def camera_options(cfg: dict) -> dict | None:
 
 
 def distort(r, k1: float, k2: float, k3: float):
-    r2 = np.asarray(r, np.float64) ** 2
+    r = np.asarray(r, np.float64)
+    r2 = r * r
     return r * (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
 
 
@@ -61,11 +64,11 @@ def radial_lens(k1: float, k2: float, k3: float, hfov_deg: float, width: int, he
     left to its right edge (through the centre row): the coefficients, K (fx = fy, the
     principal point at the centre) and r_max, the undistorted radius of the image corner.
     None if the lens folds the image over before the corner."""
-    t = math.tan(math.radians(hfov_deg) / 2.0)
+    t = pm.tan(math.radians(hfov_deg) / 2.0)
     edge = float(distort(t, k1, k2, k3))
     if edge <= 0:
         return None
-    r_max = undistorted_corner(k1, k2, k3, edge * math.hypot(1.0, height / width))
+    r_max = undistorted_corner(k1, k2, k3, edge * pm.hypot(1.0, height / width))
     if r_max is None or r_max < t:
         return None
     fx = width / 2.0 / edge
@@ -75,7 +78,7 @@ def radial_lens(k1: float, k2: float, k3: float, hfov_deg: float, width: int, he
 
 def undistort_points(xd: np.ndarray, yd: np.ndarray, lens: dict, r_max: float) -> tuple[np.ndarray, np.ndarray]:
     """Undistorted normalised coordinates of distorted ones (radii up to D(r_max))."""
-    rd = np.hypot(xd, yd)
+    rd = pm.hypot(xd, yd)
     lo, hi = np.zeros_like(rd), np.full_like(rd, r_max)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
@@ -164,9 +167,9 @@ def camera_problem(cfg: dict) -> str | None:
 def folds(k: np.ndarray, hfov_deg: float, width: int, height: int) -> np.ndarray:
     """Per lens (rows k1, k2, k3 of ``k``): True where radial_lens would refuse it."""
     k1, k2, k3 = (k[:, i:i + 1] for i in range(3))
-    t = math.tan(math.radians(hfov_deg) / 2.0)
+    t = pm.tan(math.radians(hfov_deg) / 2.0)
     edge = distort(t, k1, k2, k3)[:, 0]
-    rc = edge * math.hypot(1.0, height / width)
+    rc = edge * pm.hypot(1.0, height / width)
     r = _RADII[None, :] * max(4.0 * float(rc.max(initial=0.0)), 4.0)
     slope = 1.0 + r * r * (3 * k1 + r * r * (5 * k2 + 7 * k3 * r * r))
     rising = np.cumprod(slope > 0.0, axis=1).astype(bool)  # before the first turn

@@ -22,10 +22,9 @@ before, byte for byte.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from scenes import portable_math as pm
 from scenes.spec import SceneSpec
 
 K = 16003  # this module's stream constant
@@ -105,7 +104,7 @@ def sample_fog(f: dict, seed: int, layout: int) -> dict:
         return {}
     lo, hi = f["visibility_m"]
     # Log-uniform: dense and light fog equally likely per stop of visibility.
-    return {"fog_visibility_m": float(math.exp(_u(r, (math.log(lo), math.log(hi)))))}
+    return {"fog_visibility_m": float(pm.exp(_u(r, (pm.log(lo), pm.log(hi)))))}
 
 
 def active(spec: SceneSpec) -> bool:

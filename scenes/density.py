@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from scenes.draws import integer, uniform
+from scenes import portable_math as pm
+from scenes.draws import integer, normal, uniform
 from scenes.layouts import _companions, _moving, _place, _vehicle_kind
 from scenes.placement import Ground, footprint
 from scenes.spec import Camera, Placed
@@ -89,7 +90,7 @@ class Sight:
         self.pos = np.asarray(cam.position[:2], float)
 
     def sees(self, x: float, y: float, z: float = 0.9, near: float = 3.0, far: float = VEH_FAR) -> bool:
-        p = self.w2c @ np.array([x, y, z, 1.0])
+        p = pm.matmul(self.w2c, np.array([x, y, z, 1.0]))
         return near < p[2] < far and abs(p[0]) < p[2] * self.tan_x and abs(p[1]) < p[2] * self.tan_y * 1.2
 
 
@@ -213,10 +214,10 @@ def _people(rng, cfg, c, ground, sight, red, tries) -> list[Placed]:
         for _ in range(integer(rng, c["crowd_size"])):
             def pose(cx=cx, cy=cy, face=face, spread=spread):
                 for _ in range(6):
-                    x, y = cx + rng.normal(0, spread[0]), cy + rng.normal(0, spread[1])
+                    x, y = cx + normal(rng, 0, spread[0]), cy + normal(rng, 0, spread[1])
                     if on_sidewalk(x, y):
                         break
-                return x, y, face + rng.normal(0, 20)
+                return x, y, face + normal(rng, 0, 20)
             p = _place(ground, rng, cfg, "pedestrian", pose, tries, margin=0.05)
             if p:
                 out.append(p)
@@ -232,19 +233,19 @@ def _people(rng, cfg, c, ground, sight, red, tries) -> list[Placed]:
             heading = 0.0 if rng.random() < 0.5 else 180.0
             if red:
                 pose = lambda side=side, heading=heading: (  # noqa: E731 - a draw per try
-                    uniform(rng, (-half, half)), side * uniform(rng, (half + 0.3, half + 2.7)), heading + rng.normal(0, 8))
+                    uniform(rng, (-half, half)), side * uniform(rng, (half + 0.3, half + 2.7)), heading + normal(rng, 0, 8))
             else:
                 pose = lambda side=side, heading=heading: (  # noqa: E731
-                    side * uniform(rng, (half + 0.3, half + 2.7)), uniform(rng, (-half, half)), heading + 90 + rng.normal(0, 8))
+                    side * uniform(rng, (half + 0.3, half + 2.7)), uniform(rng, (-half, half)), heading + 90 + normal(rng, 0, 8))
         elif r < 0.75:  # on a sidewalk of the camera's street, walking along it
             x0, x1 = walk_x[int(rng.integers(2))]
             heading = 90.0 if rng.random() < 0.5 else 270.0
             pose = lambda x0=x0, x1=x1, heading=heading: (  # noqa: E731
-                uniform(rng, (x0, x1)), uniform(rng, (sight.pos[1] + 4.0, half + 10.0)), heading + rng.normal(0, 8))
+                uniform(rng, (x0, x1)), uniform(rng, (sight.pos[1] + 4.0, half + 10.0)), heading + normal(rng, 0, 8))
         else:  # on the near sidewalk of the cross street
             heading = 0.0 if rng.random() < 0.5 else 180.0
             pose = lambda heading=heading: (  # noqa: E731
-                uniform(rng, (-30.0, 30.0)), uniform(rng, walk_y), heading + rng.normal(0, 8))
+                uniform(rng, (-30.0, 30.0)), uniform(rng, walk_y), heading + normal(rng, 0, 8))
         p = _place(ground, rng, cfg, "pedestrian", _visible(sight, pose, PED_FAR), tries, margin=0.05)
         if p:
             out.append(p)

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from scenes import portable_math as pm
 from scenes.mesh import Mesh
 from scenes.spec import Placed, SceneSpec
 from scenes.weather import K
@@ -133,7 +134,7 @@ def light_sources(spec: SceneSpec, k: int, mesh: Mesh) -> list[dict]:
                             spot_deg=140.0, blend=0.3, radius=0.12))
         else:  # ahead of the lens, aimed a little down the road
             down = math.radians(4.0)
-            out.append(dict(position=(centre + [0.06, 0, 0]).tolist(), direction=[math.cos(down), 0.0, -math.sin(down)],
+            out.append(dict(position=(centre + [0.06, 0, 0]).tolist(), direction=[pm.cos(down), 0.0, -pm.sin(down)],
                             power=spec.lighting["headlight_power"], color=[1.0, 0.95, 0.88],
                             spot_deg=70.0, blend=0.6, radius=0.05))
     return out
@@ -142,8 +143,8 @@ def light_sources(spec: SceneSpec, k: int, mesh: Mesh) -> list[dict]:
 def world_position(o: Placed, local) -> np.ndarray:
     a = math.radians(o.yaw_deg)
     x, y, z = local
-    return np.array([o.position[0] + math.cos(a) * x - math.sin(a) * y,
-                     o.position[1] + math.sin(a) * x + math.cos(a) * y, o.position[2] + z])
+    return np.array([o.position[0] + pm.cos(a) * x - pm.sin(a) * y,
+                     o.position[1] + pm.sin(a) * x + pm.cos(a) * y, o.position[2] + z])
 
 
 def nearest(spec: SceneSpec, lights: list[tuple[int, dict]], most: int) -> list[tuple[int, dict]]:
@@ -152,6 +153,6 @@ def nearest(spec: SceneSpec, lights: list[tuple[int, dict]], most: int) -> list[
     if len(lights) <= most:
         return lights
     cam = np.asarray(spec.camera.position)
-    d = [float(np.linalg.norm(world_position(spec.objects[k], L["position"]) - cam)) for k, L in lights]
+    d = [pm.norm(world_position(spec.objects[k], L["position"]) - cam) for k, L in lights]
     order = sorted(range(len(lights)), key=lambda i: (d[i], i))[:most]
     return [lights[i] for i in sorted(order)]

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from scenes.draws import integer, uniform
+from scenes import portable_math as pm
+from scenes.draws import integer, normal, poisson, uniform
 from scenes.placement import Ground, footprint
 from scenes.spec import Camera, Placed
 from scenes.user_assets import people_options, sample_params, size_of
@@ -43,13 +44,13 @@ def _companions(ground: Ground, rng, cfg, lead: Placed | None, most: int) -> lis
     if lead is None or most <= 0 or not opts or opts["group_fraction"] <= 0 or rng.random() >= opts["group_fraction"]:
         return []
     a = math.radians(lead.yaw_deg)
-    left = (-math.sin(a), math.cos(a))
+    left = (-pm.sin(a), pm.cos(a))
     out = []
     for j in range(min(integer(rng, (1, 2)), most)):
         gap = (j // 2 + 1) * uniform(rng, (0.6, 0.85)) * (1 if j % 2 == 0 else -1)
         x, y = lead.position[0] + gap * left[0], lead.position[1] + gap * left[1]
         p = _place(ground, rng, cfg, "pedestrian", lambda x=x, y=y: (
-            x + rng.normal(0, 0.05), y + rng.normal(0, 0.05), lead.yaw_deg + rng.normal(0, 4)), 3, margin=0.02)
+            x + normal(rng, 0, 0.05), y + normal(rng, 0, 0.05), lead.yaw_deg + normal(rng, 0, 4)), 3, margin=0.02)
         if p:
             out.append(p)
     return out
@@ -59,13 +60,13 @@ def _moving(p: Placed | None, speed: float) -> Placed | None:
     """Give a placed object a velocity of ``speed`` m/s along its heading."""
     if p is not None:
         a = math.radians(p.yaw_deg)
-        p.velocity = [speed * math.cos(a), speed * math.sin(a), 0.0]
+        p.velocity = [speed * pm.cos(a), speed * pm.sin(a), 0.0]
     return p
 
 
 def _heading_velocity(cam: Camera, speed: float) -> list[float]:
     a = math.radians(cam.yaw_deg)
-    return [-speed * math.sin(a), speed * math.cos(a), 0.0]
+    return [-speed * pm.sin(a), speed * pm.cos(a), 0.0]
 
 
 def _road(objects, length, width, lanes, cx=0.0, cy=0.0, yaw=0.0, dashed=True):
@@ -158,7 +159,7 @@ def street(rng, cfg):
             (90.0 if side > 0 else 270.0) + uniform(rng, (-4, 4))), tries), uniform(rng, c["vehicle_speed"])))
     vehicles = [v for v in vehicles if v]
     objects += vehicles
-    n_ped = int(rng.poisson(c["pedestrians_per_vehicle"] * max(len(vehicles), 1)))
+    n_ped = poisson(rng, c["pedestrians_per_vehicle"] * max(len(vehicles), 1))
     k = 0
     while k < n_ped:
         k += 1
@@ -230,7 +231,7 @@ def city(rng, cfg):
         gx = uniform(rng, (-(half + sw), half + sw))
         gy = uniform(rng, (-half - 4, arm / 2))
         for _ in range(integer(rng, c["crowd_size"])):
-            p = _place(ground, rng, cfg, "pedestrian", lambda: (gx + rng.normal(0, 1.5), gy + rng.normal(0, 1.5),
+            p = _place(ground, rng, cfg, "pedestrian", lambda: (gx + normal(rng, 0, 1.5), gy + normal(rng, 0, 1.5),
                                                            uniform(rng, (0, 360))), tries, margin=0.05)
             if p:
                 objects.append(p)
@@ -257,7 +258,7 @@ def _vehicles_ahead(cam: Camera, objects, max_range: float) -> int:
     for o in objects:
         if o.kind not in VEHICLES:
             continue
-        p = w2c @ np.array([o.position[0], o.position[1], 1.0, 1.0])
+        p = pm.matmul(w2c, np.array([o.position[0], o.position[1], 1.0, 1.0]))
         if 0.5 < p[2] < max_range:
             u, v = k["fx"] * p[0] / p[2] + k["cx"], k["fy"] * p[1] / p[2] + k["cy"]
             n += 0 <= u < k["width"] and 0 <= v < k["height"]
@@ -306,7 +307,7 @@ def _openroad_once(rng, cfg, c, tries):
             objects.append(Placed("lane_markings", {"length": length, "road_width": width, "lanes": 2 * per_dir,
                                                     "dashed": True}, [cx, cy, 0.0], yaw))
         h = math.radians(heading)
-        d = np.array([math.cos(h), math.sin(h)])
+        d = np.array([pm.cos(h), pm.sin(h)])
         nrm = np.array([d[1], -d[0]])  # right-hand side of travel
         for k in range(per_dir):
             off = (k + 0.5) * lw
@@ -316,7 +317,7 @@ def _openroad_once(rng, cfg, c, tries):
     ego_origin, ego_dir, _, _ = main_lanes[int(rng.integers(len(main_lanes)))]
     s_ego = uniform(rng, (-120.0, 40.0))
     ego_xy = ego_origin + ego_dir * s_ego
-    ego_heading = math.degrees(math.atan2(ego_dir[1], ego_dir[0]))
+    ego_heading = math.degrees(pm.atan2(ego_dir[1], ego_dir[0]))
     flow = uniform(rng, c["traffic_speed"])  # all traffic moves at one speed: no overtaking
     ego = _moving(_place(ground, rng, cfg, "car", lambda: (ego_xy[0], ego_xy[1], ego_heading), tries), flow)
     if ego:
@@ -330,7 +331,7 @@ def _openroad_once(rng, cfg, c, tries):
     _keep_out_camera(ground, cam, 4.0)
     for _ in range(integer(rng, c["vehicles"])):
         origin, d, length, _ = lanes[int(rng.integers(len(lanes)))]
-        heading = math.degrees(math.atan2(d[1], d[0]))
+        heading = math.degrees(pm.atan2(d[1], d[0]))
 
         def pose(origin=origin, d=d, length=length, heading=heading):
             # Bias traffic towards the stretch ahead of the camera, where it will be seen.
@@ -340,7 +341,7 @@ def _openroad_once(rng, cfg, c, tries):
         p = _moving(_place(ground, rng, cfg, _vehicle_kind(rng, cfg), pose, tries, margin=0.5), flow)
         if p:
             objects.append(p)
-    side = max(ln[0] @ np.array([1.0, 0.0]) for ln in main_lanes) + lw
+    side = max(float(ln[0][0]) for ln in main_lanes) + lw
     verge = [(-side - 12.0, -side - 1.5, 0.0), (side + 1.5, side + 12.0, 0.0)]
     for _ in range(integer(rng, c["poles"])):
         x0, x1, _ = verge[int(rng.integers(2))]

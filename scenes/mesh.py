@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import portable_math as pm
+
 # Every material name a recipe may use.  generator/materials.py builds exactly these;
 # "tinted" ones multiply their base colour by the per-face ``tint`` attribute.
 MATERIALS = (
@@ -47,7 +49,7 @@ class Mesh:
                     pitch: float = 0.0, roll: float = 0.0) -> "Mesh":
         """Scale, then rotate (roll about X, pitch about Y, yaw about Z), then translate."""
         v = self.vertices * np.asarray(scale, np.float32)
-        v = v @ rotation_matrix(yaw, pitch, roll).T.astype(np.float32)
+        v = pm.matmul(v, rotation_matrix(yaw, pitch, roll).T.astype(np.float32))
         v = v + np.asarray(translation, np.float32)
         return Mesh(v, self.faces.copy(), self.material.copy(), self.materials, self.tint.copy())
 
@@ -57,11 +59,11 @@ class Mesh:
 
 def rotation_matrix(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
     """R = Rz(yaw) @ Ry(pitch) @ Rx(roll), angles in radians."""
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    cy, sy, cp, sp, cr, sr = pm.cos(yaw), pm.sin(yaw), pm.cos(pitch), pm.sin(pitch), pm.cos(roll), pm.sin(roll)
     rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
     ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    return rz @ ry @ rx
+    return pm.matmul(pm.matmul(rz, ry), rx)
 
 
 def concat(meshes: list[Mesh]) -> Mesh:

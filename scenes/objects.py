@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from scenes import assets
+from scenes import portable_math as pm
 from scenes.classes import CLASS_IDS, KIND_CLASS
 from scenes.mesh import Mesh
 from scenes.spec import Placed
@@ -60,24 +61,24 @@ def box3d_world(o: Placed) -> tuple[np.ndarray, np.ndarray, float]:
 def box_corners(centre, size, yaw) -> np.ndarray:
     sx, sy, sz = np.asarray(size) / 2.0
     c = np.array([[x, y, z] for x in (-sx, sx) for y in (-sy, sy) for z in (-sz, sz)])
-    r = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
-    return c @ r.T + centre
+    r = np.array([[pm.cos(yaw), -pm.sin(yaw), 0], [pm.sin(yaw), pm.cos(yaw), 0], [0, 0, 1]])
+    return pm.matmul(c, r.T) + centre
 
 
 def box3d_camera(o: Placed, world_to_camera: np.ndarray) -> list[float]:
     """[cx, cy, cz, length, width, height, yaw] in OpenCV camera coordinates; yaw is the
     angle from camera +x to the object's forward axis, towards +z (a rotation about -y)."""
     centre, size, yaw = box3d_world(o)
-    c = world_to_camera[:3, :3] @ centre + world_to_camera[:3, 3]
-    fwd = world_to_camera[:3, :3] @ np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    c = pm.matmul(world_to_camera[:3, :3], centre) + world_to_camera[:3, 3]
+    fwd = pm.matmul(world_to_camera[:3, :3], np.array([pm.cos(yaw), pm.sin(yaw), 0.0]))
     return [float(c[0]), float(c[1]), float(c[2]), float(size[0]), float(size[1]), float(size[2]),
-            float(math.atan2(fwd[2], fwd[0]))]
+            float(pm.atan2(fwd[2], fwd[0]))]
 
 
 def in_view(o: Placed, world_to_camera: np.ndarray, intr: dict, near: float = 0.05) -> bool:
     """Conservative frustum test of the object's 3D box (False only if surely outside)."""
     pts = box_corners(*box3d_world(o))
-    cam = pts @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    cam = pm.matmul(pts, world_to_camera[:3, :3].T) + world_to_camera[:3, 3]
     front = cam[:, 2] > near
     if not front.any():
         return False

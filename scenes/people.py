@@ -10,8 +10,12 @@ numbers it drew before issue 16, so old scenes reproduce byte for byte.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import portable_math as pm
+from .draws import lognormal_factor, normal
 from .mesh import Mesh, concat
 from .primitives import box, capsule, cylinder_between, hexa, sphere
 
@@ -28,7 +32,7 @@ _SHOES = {"black": (0.02, 0.02, 0.02), "white": (0.7, 0.7, 0.7), "brown": (0.1, 
 
 
 def _jitter(rng, c, s=0.1):
-    return [float(x) for x in np.clip(np.asarray(c) * np.exp(rng.normal(0, s, 3)), 0.003, 0.95)]
+    return [float(x) for x in np.clip(np.asarray(c) * lognormal_factor(rng, s, 3), 0.003, 0.95)]
 
 
 def sample_pedestrian(rng: np.random.Generator, opts: dict | None = None) -> dict:
@@ -41,7 +45,7 @@ def sample_pedestrian(rng: np.random.Generator, opts: dict | None = None) -> dic
     h = rng.uniform(1.0, 1.45) if child else rng.uniform(1.5, 1.95)
     t = rng.uniform(0, 2)
     i = min(int(t), 1)
-    skin = np.exp(np.log(_SKIN[i]) * (1 - (t - i)) + np.log(_SKIN[i + 1]) * (t - i))
+    skin = pm.exp(pm.log(_SKIN[i]) * (1 - (t - i)) + pm.log(_SKIN[i + 1]) * (t - i))
     shirt = str(rng.choice(list(_CLOTH)))
     trousers = str(rng.choice([c for c in _TROUSERS if c != shirt]))
     pose = str(rng.choice(["standing", "walking", "raised"], p=[0.3, 0.6, 0.1] if gap_rich else [0.35, 0.65, 0.0]))
@@ -60,7 +64,7 @@ def sample_pedestrian(rng: np.random.Generator, opts: dict | None = None) -> dic
         swing = rng.uniform(-10, 10, 2)
     else:
         amp = rng.uniform(10, 35) * rng.uniform(-1, 1) if pose == "walking" else rng.uniform(-10, 10)
-        hip = np.array([amp, -amp]) + rng.normal(0, 2, 2)
+        hip = np.array([amp, -amp]) + normal(rng, 0, 2, 2)
         knee = rng.uniform(5, 15, 2) + np.maximum(0, -hip) * rng.uniform(0.3, 0.9)
         swing = -hip * rng.uniform(0.5, 1.0)
     abduct = rng.uniform(5, 35, 2) if gap_rich else rng.uniform(5, 15, 2)
@@ -85,9 +89,9 @@ def sample_pedestrian(rng: np.random.Generator, opts: dict | None = None) -> dic
 
 def _limb_dir(flex_deg: float, abduct_deg: float, side: int) -> np.ndarray:
     """Unit vector from hanging straight down, swung forward by flex and out by abduct."""
-    f, a = np.radians(flex_deg), np.radians(abduct_deg)
-    d = np.array([np.sin(f) * abs(np.cos(a)), side * np.sin(a), -np.cos(f) * np.cos(a)])
-    return d / np.linalg.norm(d)
+    f, a = math.radians(flex_deg), math.radians(abduct_deg)
+    d = np.array([pm.sin(f) * abs(pm.cos(a)), side * pm.sin(a), -pm.cos(f) * pm.cos(a)])
+    return d / pm.norm(d)
 
 
 def pedestrian_parts(p: dict) -> dict[str, Mesh]:
@@ -147,7 +151,7 @@ def pedestrian_parts(p: dict) -> dict[str, Mesh]:
         ankle = knee + sh * _limb_dir(p["hip_flex_" + side] - p["knee_" + side], p["leg_abduct"], s)
         parts["thigh_" + side] = capsule(r_th, hj, knee, 10, "fabric", trousers, r_sh * 1.1, rings=5)
         parts["shin_" + side] = capsule(r_sh * 1.05, knee, ankle, 10, "fabric", trousers, r_sh * 0.75, rings=5)
-        pitch = -np.radians(p["hip_flex_" + side] - p["knee_" + side]) * 0.5
+        pitch = -math.radians(p["hip_flex_" + side] - p["knee_" + side]) * 0.5
         foot = box((0.15 * h, 0.055 * h, 0.05 * h), (0.045 * h, 0, -0.02 * h), "shoe", p["shoes"])
         parts["foot_" + side] = foot.transformed(pitch=pitch, translation=ankle)
     return parts

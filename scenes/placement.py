@@ -5,26 +5,25 @@ import math
 
 import numpy as np
 
+from scenes import portable_math as pm
+
 
 def footprint(x: float, y: float, length: float, width: float, yaw_deg: float, margin: float = 0.0) -> np.ndarray:
     """Corners (4, 2) of an oriented rectangle centred at (x, y) with its length along yaw."""
     a = math.radians(yaw_deg)
-    u = np.array([math.cos(a), math.sin(a)]) * (length / 2 + margin)
-    v = np.array([-math.sin(a), math.cos(a)]) * (width / 2 + margin)
+    u = np.array([pm.cos(a), pm.sin(a)]) * (length / 2 + margin)
+    v = np.array([-pm.sin(a), pm.cos(a)]) * (width / 2 + margin)
     c = np.array([x, y])
     return np.stack([c + u + v, c - u + v, c - u - v, c + u - v])
 
 
 def overlaps(a: np.ndarray, b: np.ndarray) -> bool:
     """Separating-axis test for two convex quads: True if their interiors intersect."""
-    for poly in (a, b):
-        for i in range(4):
-            edge = poly[(i + 1) % 4] - poly[i]
-            axis = np.array([-edge[1], edge[0]])
-            pa, pb = a @ axis, b @ axis
-            if pa.max() <= pb.min() or pb.max() <= pa.min():
-                return False
-    return True
+    edges = np.concatenate([np.roll(a, -1, 0) - a, np.roll(b, -1, 0) - b])  # (8, 2)
+    ax, ay = -edges[:, 1], edges[:, 0]  # each edge's normal: the candidate separating axes
+    pa = a[:, 0, None] * ax + a[:, 1, None] * ay  # (4, 8) projections, in a fixed order
+    pb = b[:, 0, None] * ax + b[:, 1, None] * ay
+    return not ((pa.max(0) <= pb.min(0)) | (pb.max(0) <= pa.min(0))).any()
 
 
 class Ground:

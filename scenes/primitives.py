@@ -6,8 +6,11 @@ Triangles are counter-clockwise seen from outside.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from . import portable_math as pm
 from .mesh import Mesh, concat
 
 __all__ = ["box", "box_corners", "hexa", "frustum", "prism", "cylinder", "cylinder_between", "sphere",
@@ -91,9 +94,16 @@ def prism(polygon, z0=0.0, z1=1.0, material="concrete", tint=None, top_scale=1.0
     return _mesh(v[:, _AXIS_COLS[axis]], f, material, tint)
 
 
-def _circle(radius, segments):
+@functools.lru_cache(maxsize=64)
+def _unit_circle(segments):
     a = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    return np.c_[np.cos(a), np.sin(a)] * radius
+    c = np.c_[pm.cos(a), pm.sin(a)]
+    c.flags.writeable = False
+    return c
+
+
+def _circle(radius, segments):
+    return _unit_circle(int(segments)) * radius
 
 
 def cylinder(radius=0.5, height=1.0, segments=12, center=(0.0, 0.0, 0.0), axis="z",
@@ -109,7 +119,7 @@ def _basis(d):
     """Right-handed rotation whose third column is the unit vector ``d``."""
     a = np.array([1.0, 0, 0]) if abs(d[0]) < 0.9 else np.array([0, 1.0, 0])
     u = np.cross(a, d)
-    u /= np.linalg.norm(u)
+    u /= pm.norm(u)
     return np.c_[u, np.cross(d, u), d]
 
 
@@ -117,10 +127,10 @@ def cylinder_between(p0, p1, radius=0.05, segments=10, material="concrete", tint
                      radius1=None) -> Mesh:
     p0, p1 = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
     d = p1 - p0
-    length = float(np.linalg.norm(d))
+    length = pm.norm(d)
     scale = 1.0 if radius1 is None else radius1 / radius
     v, f = _prism_arrays(_circle(radius, segments), 0.0, length, scale)
-    v = v @ _basis(d / length).T + p0
+    v = pm.matmul(v, _basis(d / length).T) + p0
     return _mesh(v, f, material, tint)
 
 
@@ -128,11 +138,18 @@ def sphere(radius=0.5, center=(0.0, 0.0, 0.0), rings=8, segments=12, material="c
            tint=None) -> Mesh:
     """UV sphere; ``radius`` may be a 3-tuple for an axis-aligned ellipsoid."""
     r = np.broadcast_to(np.asarray(radius, np.float64), (3,))
+    unit, f = _unit_sphere(int(rings), int(segments))
+    return _mesh(unit * r + np.asarray(center, np.float64), f, material, tint)
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_sphere(rings, segments):
+    """Vertices and faces of the unit UV sphere (read-only; shared by every sphere)."""
     th = np.pi * np.arange(1, rings) / rings
     ph = 2 * np.pi * np.arange(segments) / segments
-    ring = np.stack([np.outer(np.sin(th), np.cos(ph)), np.outer(np.sin(th), np.sin(ph)),
-                     np.outer(np.cos(th), np.ones(segments))], -1).reshape(-1, 3)
-    v = np.vstack([[0, 0, 1], ring, [0, 0, -1]]) * r + np.asarray(center, np.float64)
+    ring = np.stack([np.outer(pm.sin(th), pm.cos(ph)), np.outer(pm.sin(th), pm.sin(ph)),
+                     np.outer(pm.cos(th), np.ones(segments))], -1).reshape(-1, 3)
+    v = np.vstack([[0, 0, 1], ring, [0, 0, -1]])
     s, bottom = segments, len(v) - 1
     f = [(0, 1 + j, 1 + (j + 1) % s) for j in range(s)]
     for k in range(rings - 2):
@@ -142,7 +159,9 @@ def sphere(radius=0.5, center=(0.0, 0.0, 0.0), rings=8, segments=12, material="c
             f += [(up + j, lo + j, lo + jn), (up + j, lo + jn, up + jn)]
     last = 1 + (rings - 2) * s
     f += [(bottom, last + (j + 1) % s, last + j) for j in range(s)]
-    return _mesh(v, f, material, tint)
+    f = np.asarray(f, np.int32)
+    v.flags.writeable = f.flags.writeable = False
+    return v, f
 
 
 def capsule(radius=0.05, p0=(0, 0, 0), p1=(0, 0, 1), segments=10, material="concrete",
@@ -153,7 +172,7 @@ def capsule(radius=0.05, p0=(0, 0, 0), p1=(0, 0, 1), segments=10, material="conc
     r1 = radius if radius1 is None else radius1
     ends = [sphere(radius, p0, rings, segments, material, tint),
             sphere(r1, p1, rings, segments, material, tint)]
-    if np.linalg.norm(np.subtract(p1, p0)) < 1e-6:
+    if pm.norm(np.subtract(p1, p0)) < 1e-6:
         return ends[0]
     return concat([cylinder_between(p0, p1, radius, segments, material, tint, r1)] + ends)
 
@@ -176,7 +195,7 @@ def panel(face, u=(0.0, 1.0), v=(0.0, 1.0), thickness=0.01, offset=0.003,
     along corner 0->1 and v along 0->3, so windows/lights can sit inside body panels."""
     c = np.asarray(face, np.float64)
     n = np.cross(c[1] - c[0], c[2] - c[0])
-    n /= np.linalg.norm(n)
+    n /= pm.norm(n)
 
     def at(a, b):
         return (1 - a) * (1 - b) * c[0] + a * (1 - b) * c[1] + a * b * c[2] + (1 - a) * b * c[3]
@@ -188,7 +207,7 @@ def panel(face, u=(0.0, 1.0), v=(0.0, 1.0), thickness=0.01, offset=0.003,
 def signed_volume(mesh: Mesh) -> float:
     """Divergence-theorem volume; positive for closed outward-facing meshes."""
     t = mesh.vertices.astype(np.float64)[mesh.faces]
-    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6)
+    return float((t[:, 0] * np.cross(t[:, 1], t[:, 2])).sum() / 6)
 
 
 def edge_use_counts(mesh: Mesh) -> np.ndarray:

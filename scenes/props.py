@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import portable_math as pm
+from .draws import lognormal_factor
 from .mesh import Mesh, concat
 from .primitives import box, cylinder, cylinder_between, prism, sphere
 
@@ -29,7 +31,7 @@ def _f(d: dict) -> dict:
 
 def _pick(rng, options: dict, jitter=0.08) -> list[float]:
     c = np.asarray(options[str(rng.choice(list(options)))], float)
-    return [float(x) for x in np.clip(c * np.exp(rng.normal(0, jitter, 3)), 0.003, 0.95)]
+    return [float(x) for x in np.clip(c * lognormal_factor(rng, jitter, 3), 0.003, 0.95)]
 
 
 # ----------------------------------------------------------------------------- building
@@ -125,7 +127,7 @@ def sample_tree(rng: np.random.Generator) -> dict:
         r = R * rng.uniform(0.45, 0.7)
         a = rng.uniform(0, 2 * np.pi)
         d = R * rng.uniform(0.55, 0.85)
-        blobs.append([d * np.cos(a), d * np.sin(a), H - R - rng.uniform(-0.1, 0.6) * R, r])
+        blobs.append([d * pm.cos(a), d * pm.sin(a), H - R - rng.uniform(-0.1, 0.6) * R, r])
     return _f(dict(height=H, trunk_radius=rng.uniform(0.1, 0.05 + 0.025 * H), blobs=blobs,
                    bark_tint=_pick(rng, {"a": (0.5, 0.45, 0.4)}, 0.15),
                    foliage_tint=rng.uniform((0.5, 0.7, 0.4), (0.9, 1.1, 0.8))))
@@ -176,7 +178,7 @@ def _sign_polygon(shape, size, aspect):
         return np.array([[-w, -h], [w, -h], [w, h], [-w, h]])
     n = {"round": 20, "octagon": 8, "triangle": 3}[shape]
     a = np.pi / 2 + 2 * np.pi * np.arange(n) / n + (np.pi / 8 if shape == "octagon" else 0)
-    return np.c_[np.cos(a), np.sin(a)] * size / 2
+    return np.c_[pm.cos(a), pm.sin(a)] * size / 2
 
 
 def build_traffic_sign(p):

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from scenes import camera_pipeline, density, layouts
+from scenes import portable_math as pm
 from scenes import weather as sky_and_weather
 from scenes.camera import sample_camera
 from scenes.draws import scene_rng, uniform
@@ -60,7 +61,7 @@ def sample_layout(cfg: dict, seed: int, layout: int) -> SceneSpec:
         o.name = o.name or f"{o.kind}.{k:03d}"
         if "cutout" in o.params:  # a 2D figure faces the camera, as in DAISnet
             dx, dy = camera.position[0] - o.position[0], camera.position[1] - o.position[1]
-            o.yaw_deg = math.degrees(math.atan2(dy, dx)) % 360.0
+            o.yaw_deg = math.degrees(pm.atan2(dy, dx)) % 360.0
     spec = SceneSpec(index=layout, seed=seed, scenario=scenario, camera=camera,
                      lighting=sample_lighting(rng, cfg["lighting"]), objects=objects, layout=layout)
     sky_and_weather.apply(cfg, seed, layout, spec.lighting, spec.weather)  # own streams; no-op when off

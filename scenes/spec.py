@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from scenes import portable_math as pm
+
 SPEC_VERSION = 1
 
 
 def pinhole_intrinsics(width: int, height: int, hfov_deg: float) -> dict:
     """Pinhole intrinsics; pixel (row i, col j) has its centre at (u, v) = (j + 0.5, i + 0.5)."""
-    fx = width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
+    fx = width / 2.0 / pm.tan(math.radians(hfov_deg) / 2.0)
     return {"fx": fx, "fy": fx, "cx": width / 2.0, "cy": height / 2.0, "width": width, "height": height}
 
 
@@ -45,15 +47,15 @@ class Camera:
         """4x4 matrix mapping world points to OpenCV camera coordinates (x right, y down, z forward)."""
         yaw, pitch, roll = (math.radians(a) for a in (self.yaw_deg, self.pitch_deg, self.roll_deg))
         # Camera forward at zero angles is +Y; build camera axes in world coordinates.
-        fwd = np.array([-math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
-        right0 = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        fwd = np.array([-pm.sin(yaw) * pm.cos(pitch), pm.cos(yaw) * pm.cos(pitch), pm.sin(pitch)])
+        right0 = np.array([pm.cos(yaw), pm.sin(yaw), 0.0])
         up0 = np.cross(right0, fwd)
-        right = math.cos(roll) * right0 + math.sin(roll) * up0
+        right = pm.cos(roll) * right0 + pm.sin(roll) * up0
         up = np.cross(right, fwd)
         rot = np.stack([right, -up, fwd])  # rows: camera x, y, z axes in world coords
         m = np.eye(4)
         m[:3, :3] = rot
-        m[:3, 3] = -rot @ np.asarray(self.position, float)
+        m[:3, 3] = -pm.matmul(rot, np.asarray(self.position, float))
         return m
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .draws import lognormal_factor
 from .mesh import Mesh, concat
 from .primitives import box, box_corners, cylinder, face_quad, hexa, panel
 
@@ -26,7 +27,7 @@ def sample_paint(rng: np.random.Generator, names=None) -> tuple[str, list[float]
     w = np.array([PAINTS[n][1] for n in names])
     name = names[int(rng.choice(len(names), p=w / w.sum()))]
     # Brightness and slight hue jitter so two "red" cars are not identical.
-    c = np.asarray(PAINTS[name][0]) * np.exp(rng.normal(0, 0.12)) * np.exp(rng.normal(0, 0.04, 3))
+    c = np.asarray(PAINTS[name][0]) * lognormal_factor(rng, 0.12) * lognormal_factor(rng, 0.04, 3)
     return name, [float(x) for x in np.clip(c, 0.005, 0.95)]
 
 

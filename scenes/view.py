@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scenes import objects as scene_objects
+from scenes import portable_math as pm
 from scenes.camera import view_bounds
 from scenes.classes import CLASS_IDS
 from scenes.spec import SceneSpec
@@ -39,7 +40,7 @@ def frame_view(spec: SceneSpec, cfg: dict) -> FrameView:
         cid = scene_objects.class_id(o)
         if cid in instance_classes and scene_objects.in_view(o, w2c, intr):
             box = scene_objects.box3d_camera(o, w2c)
-            cands.append((float(np.linalg.norm(box[:3])), i, cid, box))
+            cands.append((pm.norm(box[:3]), i, cid, box))
     cands.sort()
     cands = sorted(cands[: cfg["scene"]["max_instances"]], key=lambda c: c[1])
     view = FrameView(w2c, intr)

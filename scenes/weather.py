@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from scenes import portable_math as pm
 from scenes.draws import uniform
 
 K = 16001  # this module's stream constant (issue 16, night and weather)
@@ -105,13 +106,14 @@ def _overcast(lighting: dict, cover: float) -> None:
     brightness follows the light above the clouds."""
     key = "moon_strength" if "moon_strength" in lighting else "sun_strength"
     clear = lighting[key]
-    lighting[key] = clear * (1.0 - 0.9 * cover) ** 2
+    dim = 1.0 - 0.9 * cover
+    lighting[key] = clear * dim * dim
     lighting["sun_angle_deg"] = lighting["sun_angle_deg"] + 40.0 * cover
     if lighting.get("time_of_day") == "night":
         return
     elev = lighting["sun_elevation_deg"]
     # A heavy overcast passes ~20 % of the clear-day light, a thin one ~50 %: the grey sky's
     # radiance is what the dimmed sun gives up, spread over the hemisphere (E = pi L).
-    grey = clear * max(math.sin(math.radians(elev)), 0.03) * (0.45 - 0.2 * cover) / math.pi
+    grey = clear * max(pm.sin(math.radians(elev)), 0.03) * (0.45 - 0.2 * cover) / math.pi
     lighting["sky_grey"] = cover
     lighting["sky_grey_radiance"] = [c * grey for c in OVERCAST]

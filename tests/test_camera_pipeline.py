@@ -1,6 +1,5 @@
 """Issue 16, the camera pipeline and fog: pure post-processes on the linear render
 (generator/post.py) and their per-layout draws (scenes/camera_pipeline.py), without Blender."""
-import hashlib
 import math
 import sys
 from pathlib import Path
@@ -19,23 +18,12 @@ from analytic import pixel_rays  # noqa: E402
 from cli_util import gen, one_line_error  # noqa: E402
 
 # Every camera-pipeline and fog knob off, one by one (variety.enabled stays true).
-from variety_off import POST_OFF, all_off_but  # noqa: E402
-
-# Specs of scenes 0-2, seed 11, tiny, with the code of before issue 16 (tests/test_people_variety.py).
-BEFORE_CITY = "42f16d11ae8d0086"
-
-
-def digest(*overrides):
-    cfg = build_config("tiny", overrides=["scene.scenario=city", *overrides])
-    h = hashlib.sha256()
-    for i in range(3):
-        h.update(sample_scene(cfg, 11, i).to_json().encode())
-    return h.hexdigest()[:16]
+from tests.variety_off import BEFORE, POST_OFF, all_off_but, spec_digest  # noqa: E402
 
 
 def test_knobs_off_reproduce_the_specs_of_before():
-    assert digest("variety.enabled=false") == BEFORE_CITY
-    assert digest(*all_off_but()) == BEFORE_CITY
+    assert spec_digest("city", "variety.enabled=false") == BEFORE["city"]
+    assert spec_digest("city", *all_off_but()) == BEFORE["city"]
     cfg = build_config("tiny", overrides=["variety.enabled=false"])
     assert all(not camera_pipeline.active(sample_scene(cfg, 11, i)) for i in range(6))
 

@@ -17,12 +17,10 @@ from scenes.primitives import box, concat
 from scenes.sampling import sample_scene
 from scenes.spec import Placed, SceneSpec
 from tests.cli_util import gen, one_line_error
-from tests.variety_off import all_off_but
+from tests.variety_off import BEFORE, all_off_but, spec_digest
 
 OFF = ["lighting.night_fraction=0", "lighting.dusk_fraction=0", "weather.cloudy_fraction=0", "weather.wet_fraction=0"]
 PEOPLE_OFF = ["people.natural=false", "people.child_fraction=0", "people.group_fraction=0"]
-# Spec digests of scenes 0-2, seed 11, tiny, before issue 16 (tests/test_people_variety.py).
-BEFORE = {"street": "1b78cbb14ae3544d", "city": "42f16d11ae8d0086", "openroad": "0a16ad15731ac3c6"}
 
 
 def _cfg(*over, scenario="street"):
@@ -38,8 +36,8 @@ def _digest(cfg, n=3, seed=11):
 
 @pytest.mark.parametrize("scenario", sorted(BEFORE))
 def test_knobs_off_reproduce_the_specs_of_before(scenario):
-    assert _digest(_cfg(*all_off_but(), scenario=scenario)) == BEFORE[scenario]
-    assert _digest(_cfg("variety.enabled=false", scenario=scenario)) == BEFORE[scenario]
+    assert spec_digest(scenario, *all_off_but()) == BEFORE[scenario]
+    assert spec_digest(scenario, "variety.enabled=false") == BEFORE[scenario]
 
 
 @pytest.mark.parametrize("scenario", ["street", "city", "openroad"])
