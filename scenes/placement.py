@@ -17,13 +17,23 @@ def footprint(x: float, y: float, length: float, width: float, yaw_deg: float, m
     return np.stack([c + u + v, c - u + v, c - u - v, c + u - v])
 
 
+_NEXT = [1, 2, 3, 0]
+
+
+def _separated(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Separating-axis test of convex quads ``a`` (..., 4, 2) against ``b`` (..., 4, 2),
+    broadcast: True where some edge normal of either separates them."""
+    ea, eb = np.broadcast_arrays(a[..., _NEXT, :] - a, b[..., _NEXT, :] - b)
+    edges = np.concatenate([ea, eb], axis=-2)  # (..., 8, 2)
+    ax, ay = -edges[..., None, :, 1], edges[..., None, :, 0]  # the candidate axes, (..., 1, 8)
+    pa = a[..., :, 0, None] * ax + a[..., :, 1, None] * ay  # (..., 4, 8) projections, a fixed order
+    pb = b[..., :, 0, None] * ax + b[..., :, 1, None] * ay
+    return ((pa.max(-2) <= pb.min(-2)) | (pb.max(-2) <= pa.min(-2))).any(-1)
+
+
 def overlaps(a: np.ndarray, b: np.ndarray) -> bool:
     """Separating-axis test for two convex quads: True if their interiors intersect."""
-    edges = np.concatenate([np.roll(a, -1, 0) - a, np.roll(b, -1, 0) - b])  # (8, 2)
-    ax, ay = -edges[:, 1], edges[:, 0]  # each edge's normal: the candidate separating axes
-    pa = a[:, 0, None] * ax + a[:, 1, None] * ay  # (4, 8) projections, in a fixed order
-    pb = b[:, 0, None] * ax + b[:, 1, None] * ay
-    return not ((pa.max(0) <= pb.min(0)) | (pb.max(0) <= pa.min(0))).any()
+    return not bool(_separated(a, b))
 
 
 class Ground:
@@ -31,12 +41,14 @@ class Ground:
 
     def __init__(self):
         self.taken: list[np.ndarray] = []
+        self._stack = np.empty((0, 4, 2))
 
     def free(self, fp: np.ndarray) -> bool:
-        return not any(overlaps(fp, t) for t in self.taken)
+        return bool(_separated(np.asarray(fp, np.float64), self._stack).all())
 
     def add(self, fp: np.ndarray) -> None:
         self.taken.append(fp)
+        self._stack = np.concatenate([self._stack, np.asarray(fp, np.float64)[None]])
 
     def try_place(self, sample_pose, size, tries: int, margin: float = 0.1):
         """``sample_pose()`` -> (x, y, yaw_deg); returns the first free pose or None."""
