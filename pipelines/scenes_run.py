@@ -1,6 +1,7 @@
 """``gen scenes``: create or reopen a scene store and render the scenes it still lacks."""
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -10,6 +11,7 @@ import numpy as np
 
 from pipelines import runner
 from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - the runner's options are ours
+from scenes import config_upgrade
 from scenes import store as scene_store
 from scenes.camera import store_intrinsics
 from scenes.spec import pinhole_intrinsics
@@ -17,7 +19,6 @@ from scenes.spec import pinhole_intrinsics
 
 def index_assets(cfg: dict) -> dict:
     """Scan ``assets.dir`` with Blender and put the usable assets into the config."""
-    import copy
     from pathlib import Path
 
     root = cfg["assets"]["dir"]
@@ -73,6 +74,14 @@ def check_blender(st, allow_change: bool = False) -> None:
                        "differ (annotations would not); pass --allow-blender-change to continue anyway")
 
 
+def recorded_config(st) -> dict:
+    """The store's config, completed for this rgsd (scenes/config_upgrade.py), with its note."""
+    recorded, filled = config_upgrade.complete_recorded(st.attrs["config"])
+    if filled:
+        print(config_upgrade.filled_note(st.url, filled), file=sys.stderr)
+    return recorded
+
+
 def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_blender_change=False):
     """Create or reopen the store of a run: (store, config, seed, the scenes to render as an
     index array, stored specs for --only).  Reads the store's attributes and ``done``."""
@@ -87,15 +96,22 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
             raise RunError(f"scene {int(np.asarray(only)[done[only]][0])} of {url} is already done "
                            "(add --overwrite to re-render it)")
         todo = np.unique(np.asarray(only, dtype=np.int64))
+        recorded = recorded_config(st)
         specs = {int(i): st.spec(int(i)) or None for i in todo}
         st.set_done(todo, False)  # an interrupted re-render leaves them to --resume
-        return st, st.attrs["config"], st.attrs["seed"], todo, specs
+        return st, recorded, st.attrs["seed"], todo, specs
     if resume:
         st = scene_store.open_store(url, mode="r+")
         check_blender(st, allow_blender_change)
-        runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"], "n": st.n},
-                            {"config": cfg, "seed": seed, "n": n})
-        return st, cfg, seed, np.flatnonzero(~st.done()), None
+        recorded, filled = config_upgrade.complete_recorded(st.attrs["config"])
+        asked = copy.deepcopy(cfg)
+        for key, value in filled.items():  # the store's own values, not today's defaults
+            config_upgrade.set_key(asked, key, value)
+        runner.check_resume({"config": recorded, "seed": st.attrs["seed"], "n": st.n},
+                            {"config": asked, "seed": seed, "n": n})
+        if filled:
+            print(config_upgrade.filled_note(url, filled), file=sys.stderr)
+        return st, recorded, seed, np.flatnonzero(~st.done()), None
     r = cfg["render"]
     st = scene_store.create(url, n, cfg, seed, store_intrinsics(cfg, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"])),
                             overwrite=overwrite)
