@@ -157,7 +157,8 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
               help="Samples per shard (one Dask task, one Zarr shard).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Shard j depends only on (seed, j, config).")
 @click.option("--mask-mix", default=None, metavar="JSON",
-              help='Mask kind weights, default {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15}.')
+              help='Mask kind weights, default {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15}; '
+                   'kinds the sources lack are dropped from the default (said in one line), refused from yours.')
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="LocalCluster worker processes [default: one per core]; 0 = in this process.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
@@ -193,7 +194,8 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
     try:
         cfg = shards_run.shard_config(patch, over)
         code = shards_run.run(out, list(sources), samples=samples, cfg=cfg, seed=seed, overwrite=overwrite,
-                              resume=resume, cluster=shards_run.ClusterOptions(scheduler, workers)).code
+                              resume=resume, cluster=shards_run.ClusterOptions(scheduler, workers),
+                              mix_given=bool(mask_mix)).code
     except (shards_run.RunError, ClusterError, *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     sys.exit(code)

@@ -1,6 +1,8 @@
 """``gen shards``: composited, perturbed training shards from scene stores, on Dask."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import sys
 import time
@@ -41,8 +43,11 @@ def _open_sources(urls: list[str], patch: int):
     return stores, refs
 
 
-def _check_mask_kinds(stores, refs, cfg) -> None:
-    """Refuse a run whose sources cannot give a requested mask kind (from a sample of scenes)."""
+def _check_mask_kinds(stores, refs, cfg, mix_given: bool = True):
+    """The config to build with, after a look at a sample of the sources' scenes for each
+    requested mask kind.  A kind they cannot give is refused when the user named it
+    (``--mask-mix``); from the default mix it is dropped, the other weights renormalised and
+    the change said in one line (the store's config records the mix it was built with)."""
     from composer.sampler import load_scene, mask_candidates
     rng = np.random.default_rng(0)
     found = {k: 0 for k in shard_store.MASK_KINDS}
@@ -52,13 +57,20 @@ def _check_mask_kinds(stores, refs, cfg) -> None:
         for k, v in c.items():
             found[k] += len(v)
         if all(found[k] for k, w in cfg.mask_mix.items() if w > 0):
-            return
+            return cfg
     missing = [k for k, w in cfg.mask_mix.items() if w > 0 and not found[k]]
     if len(missing) == len([k for k, w in cfg.mask_mix.items() if w > 0]):
         raise RunError(f"the sources have no masks of any requested kind ({', '.join(missing)})")
-    if missing:
+    if mix_given:
         raise RunError(f"the sources have no '{missing[0]}' masks (objects >= {cfg.min_fraction:.0%} of "
                        f"the image); set its weight to 0 with --mask-mix")
+    kept = {k: w for k, w in cfg.mask_mix.items() if w > 0 and found[k]}
+    total = sum(kept.values())
+    mix = {k: w / total for k, w in kept.items()}
+    print(f"note: the sources have no {', '.join(repr(k) for k in missing)} masks (objects >= {cfg.min_fraction:.0%} "
+          f"of the image); building with the default mix's other kinds, renormalised: "
+          f"{json.dumps({k: round(w, 4) for k, w in mix.items()})}", file=sys.stderr)
+    return dataclasses.replace(cfg, mask_mix=mix)
 
 
 def build_shard_task(job: dict, j: int) -> dict:
@@ -92,9 +104,10 @@ def build_shard_task(job: dict, j: int) -> dict:
 
 
 def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, seed: int, overwrite=False,
-        resume=False, cluster: ClusterOptions | None = None) -> RunResult:
+        resume=False, cluster: ClusterOptions | None = None, mix_given: bool = True) -> RunResult:
     """Build the shards the store at ``out_url`` lacks.  ``result.results``: one dict per
-    shard built (timings, the worker's peak memory), for benchmarks."""
+    shard built (timings, the worker's peak memory), for benchmarks.  ``mix_given``: the
+    mask mix is the user's (kinds the sources lack are refused), not the default (dropped)."""
     from tqdm import tqdm
 
     opts = cluster or ClusterOptions()
@@ -108,11 +121,13 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, see
     try:
         if resume:
             st = shard_store.open_shards(out_url, mode="r+")
+            if not mix_given:  # the default mix as this store realised it
+                cfg = dataclasses.replace(cfg, mask_mix=st.attrs["config"].get("mask_mix", cfg.mask_mix))
             runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"],
                                  "sources": st.attrs["sources"], "shards": st.n_shards},
                                 {"config": cfg.to_dict(), "seed": seed, "sources": list(sources), "shards": n_shards})
         else:
-            _check_mask_kinds(stores, refs, cfg)
+            cfg = _check_mask_kinds(stores, refs, cfg, mix_given)
             st = shard_store.create(out_url, n_shards, cfg.shard_size, cfg.patch, cfg.to_dict(), sources, seed,
                                     overwrite=overwrite, chunk_size=cfg.chunk_size)
     except shard_store.StoreError as exc:

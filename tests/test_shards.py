@@ -70,6 +70,11 @@ def test_from_real_renders(tmp_path):
     da = open_shards(out).read(0, 48)
     check_composites(da)
     assert set(np.unique(da["mask_kind"])) <= {MASK_KINDS.index(k) for k in ("object", "sky", "human")}
+    # The default mix, as a new user runs it (issue 23): whatever kinds these few scenes lack.
+    r = gen("shards", src, "--out", str(tmp_path / "default.zarr"), "--samples", "16", "--patch", "64",
+            "--shard-size", "16", "--workers", "0")
+    assert r.exit_code == 0, r.output
+    check_composites(open_shards(str(tmp_path / "default.zarr")).read(0, 16))
 
 
 def test_resume_and_preview(scenes, tmp_path):
@@ -132,3 +137,28 @@ def test_direct_chunk_writes_and_reads_are_zarrs_own_bytes(tmp_path):
             np.testing.assert_array_equal(got[0][name], arrays[name][:8])
             np.testing.assert_array_equal(got[1][name], arrays[name][8:])
             assert (got[2][name] == b.group[name].fill_value).all()  # never written
+
+
+def test_the_default_mix_drops_kinds_the_sources_lack(scenes, tmp_path):
+    """Issue 23: a small store without some mask kind still makes shards with the default
+    mix (the others renormalised, said in one line, recorded); a mix that names it is refused."""
+    out = str(tmp_path / "d.zarr")
+    default = ("--samples", "32", "--patch", "64", "--shard-size", "16", "--workers", "0", "--seed", "2")
+    r = gen("shards", scenes, "--out", out, *default)
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "'human_holes'" in notes[0], r.output
+    st = open_shards(out, mode="r+")
+    mix = st.attrs["config"]["mask_mix"]
+    assert set(mix) == {"object", "sky", "human"} and abs(sum(mix.values()) - 1.0) < 1e-12
+    assert abs(mix["object"] / mix["sky"] - 0.5 / 0.2) < 1e-12 and abs(mix["human"] / mix["sky"] - 0.15 / 0.2) < 1e-12
+    kinds = set(np.unique(st.read(0, 32)["mask_kind"]))
+    assert kinds <= {MASK_KINDS.index(k) for k in mix} and len(kinds) >= 2
+    before = st.read(16, 32)["perturbed"]
+    st.group["done"][1] = False
+    st.group["perturbed"][16:32] = 0
+    r = gen("shards", scenes, "--out", out, *default, "--resume")  # the default mix, as this store realised it
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(st.read(16, 32)["perturbed"], before)
+    r = gen("shards", scenes, "--out", str(tmp_path / "e.zarr"), *default, "--mask-mix", '{"object": 1, "human_holes": 1}')
+    assert r.exit_code == 2 and "'human_holes'" in r.output and "Traceback" not in r.output
