@@ -121,7 +121,8 @@ class SceneStore:
         try:
             return self.array("done")[:]
         except Exception as exc:  # noqa: BLE001 - a damaged chunk of the flags themselves
-            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)})") from None
+            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)}); "
+                             f"run 'gen verify {self.url} --repair'") from None
 
     def is_done(self, i: int) -> bool:
         """One scene's flag (one chunk read)."""
