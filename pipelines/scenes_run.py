@@ -11,6 +11,7 @@ import numpy as np
 from pipelines import runner
 from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - the runner's options are ours
 from scenes import store as scene_store
+from scenes import store_lock
 from scenes.camera import store_intrinsics
 from scenes.spec import pinhole_intrinsics
 
@@ -87,7 +88,6 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
             raise RunError(f"scene {int(np.asarray(only)[done[only]][0])} of {url} is already done "
                            "(add --overwrite to re-render it)")
         todo = np.unique(np.asarray(only, dtype=np.int64))
-        _meta_intact(st, todo)
         specs = {int(i): st.spec(int(i)) or None for i in todo}
         st.set_done(todo, False)  # an interrupted re-render leaves them to --resume
         return st, st.attrs["config"], st.attrs["seed"], todo, specs
@@ -96,23 +96,14 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
         check_blender(st, allow_blender_change)
         runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"], "n": st.n},
                             {"config": cfg, "seed": seed, "n": n})
-        todo = np.flatnonzero(~st.done())
-        _meta_intact(st, todo)
-        return st, cfg, seed, todo, None
+        return st, cfg, seed, np.flatnonzero(~st.done()), None
     r = cfg["render"]
     st = scene_store.create(url, n, cfg, seed, store_intrinsics(cfg, pinhole_intrinsics(r["width"], r["height"], r["hfov_deg"])),
                             overwrite=overwrite)
     return st, cfg, seed, np.arange(n), None
 
 
-def _meta_intact(st, todo) -> None:
-    """Refuse, before rendering, to add scenes whose metadata chunks cannot be written."""
-    from scenes import store_repair
-    bad = store_repair.find(st, todo, missing=False)
-    if bad:
-        raise RunError(f"{bad[0].line(st.url)}; run 'gen verify {st.url} --repair' first")
-
-
+@store_lock.one_writer("gen scenes")
 def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None,
         cluster: ClusterOptions | None = None, make: str | None = None,
         allow_blender_change: bool = False) -> RunResult:

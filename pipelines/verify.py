@@ -53,7 +53,16 @@ def check_batch(url: str, kind: str, indices: list[int]) -> dict[int, str]:
 def verify(url: str, repair: bool = False, workers: int | None = None, scheduler: str | None = None,
            out=None) -> int:
     """Exit status: 0 when every finished item reads back intact (or was repaired), 1 when
-    damage was found and left as it is."""
+    damage was found and left as it is.  --repair writes: it holds the store's writer lease."""
+    from scenes import store_lock
+    held = store_lock.lease(url, "gen verify --repair") if repair else None
+    if held is None:
+        return _verify(url, repair, workers, scheduler, out)
+    with held:
+        return _verify(url, repair, workers, scheduler, out)
+
+
+def _verify(url: str, repair: bool, workers: int | None, scheduler: str | None, out) -> int:
     from tqdm import tqdm
 
     from pipelines.inspect_store import store_kind
