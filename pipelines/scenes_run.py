@@ -24,6 +24,11 @@ def index_assets(cfg: dict) -> dict:
     root = cfg["assets"]["dir"]
     if not Path(root).is_dir():
         raise RunError(f"--assets: {root} is not a folder")
+    from scenes.user_assets import AssetPathError, list_files
+    try:
+        list_files(root)  # before Blender opens anything: no link out of the folder
+    except AssetPathError as exc:
+        raise RunError(str(exc)) from None
     from generator.blender import setup
     from generator.blender_assets import scan
     setup(cfg["render"])
@@ -74,6 +79,18 @@ def check_blender(st, allow_change: bool = False) -> None:
                        "differ (annotations would not); pass --allow-blender-change to continue anyway")
 
 
+def check_asset_paths(cfg: dict, specs: dict | None = None) -> None:
+    """RunError (one line) unless every asset the config's index or ``specs`` names lies in
+    the declared asset folder: checked before any scene is built (scenes/user_assets.py)."""
+    from scenes.user_assets import AssetPathError, check_index, check_spec
+    try:
+        check_index(cfg)
+        for i, text in (specs or {}).items():
+            check_spec(cfg, text or "", f"scene {i}'s stored spec: asset")
+    except AssetPathError as exc:
+        raise RunError(str(exc)) from None
+
+
 def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_blender_change=False):
     """Create or reopen the store of a run: (store, config, seed, the scenes to render as an
     index array, stored specs for --only).  Reads the store's attributes and ``done``."""
@@ -89,6 +106,7 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
                            "(add --overwrite to re-render it)")
         todo = np.unique(np.asarray(only, dtype=np.int64))
         specs = {int(i): st.spec(int(i)) or None for i in todo}
+        check_asset_paths(st.attrs["config"], specs)  # re-rendered from the stored specs: same rule
         st.set_done(todo, False)  # an interrupted re-render leaves them to --resume
         return st, st.attrs["config"], st.attrs["seed"], todo, specs
     if resume:
@@ -119,6 +137,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         reachable(opts.scheduler)
     if scene_store.safety.writable(url):
         raise RunError(f"cannot write to {scene_store.safety.writable(url)} (read-only)")
+    check_asset_paths(cfg)
     try:
         st, cfg, seed, todo, specs = open_run(url, n, cfg, seed, overwrite, resume, only, allow_blender_change)
     except scene_store.StoreError as exc:
