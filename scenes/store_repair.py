@@ -63,19 +63,24 @@ def _undecodable(st: SceneStore, name: str, indices=None) -> list[MetaDamage]:
     return out
 
 
-def _stored(group, name: str, rows) -> np.ndarray:
-    """Whether every chunk (or shard) holding each of ``rows`` is stored, one concurrent round."""
+def _stored(group, asks: list[tuple[str, list]]) -> list[np.ndarray]:
+    """For each (array name, rows): whether every chunk (or shard) holding each row is
+    stored -- all of them in one concurrent round of existence checks."""
     from scenes.zarr_chunks import chunk_io
-    a = group[name]
-    grid = a.metadata.chunk_grid.chunk_shape
-    rest = list(itertools.product(*[range(math.ceil(s / c)) for s, c in zip(a.shape[1:], grid[1:])]))
-    keys = sorted({int(r) // grid[0] for r in rows})
-    checks = [(a, (k,) + coords) for k in keys for coords in rest]
+    checks, keys_of = [], []
+    for name, rows in asks:
+        a = group[name]
+        grid = a.metadata.chunk_grid.chunk_shape
+        rest = list(itertools.product(*[range(math.ceil(s / c)) for s, c in zip(a.shape[1:], grid[1:])]))
+        keys = sorted({int(r) // grid[0] for r in rows})
+        keys_of.append((grid[0], len(checks), keys, len(rest)))
+        checks += [(a, (k,) + coords) for k in keys for coords in rest]
     found = chunk_io(exists=checks)[2] if checks else []
-    ok = {k: True for k in keys}
-    for (_, coords), f in zip(checks, found):
-        ok[coords[0]] &= bool(f)
-    return np.array([ok[int(r) // grid[0]] for r in rows], bool)
+    out = []
+    for (per, start, keys, m), (_, rows) in zip(keys_of, asks):
+        ok = {k: all(found[start + j * m:start + (j + 1) * m]) for j, k in enumerate(keys)}
+        out.append(np.array([ok[int(r) // per] for r in rows], bool))
+    return out
 
 
 def rebuilt_done(st: SceneStore, lo: int, hi: int) -> np.ndarray:
@@ -92,10 +97,9 @@ def rebuilt_done(st: SceneStore, lo: int, hi: int) -> np.ndarray:
             except Exception:  # noqa: BLE001
                 pass
     rows = np.arange(lo, hi)[done]
-    for name in PIXEL_ARRAYS:
-        if len(rows):
-            keep = _stored(st.group, name, rows)
-            rows = rows[keep]
+    if len(rows):
+        keeps = _stored(st.group, [(name, rows) for name in PIXEL_ARRAYS])
+        rows = rows[np.logical_and.reduce(keeps)]
     out = np.zeros(hi - lo, bool)
     out[rows - lo] = True
     return out
@@ -126,10 +130,18 @@ def find(st: SceneStore, indices=None, missing: bool = True) -> list[MetaDamage]
     except Exception:  # noqa: BLE001 - its damaged chunks are in ``bad``; estimate those
         done = np.concatenate([rebuilt_done(st, lo, hi) for lo, hi in _spans(st, "done")])
     seen = {(d.name, d.lo) for d in bad}
-    for name in ORDER:
-        for lo, hi in _spans(st, name, indices):
-            if (name, lo) not in seen and done[lo:hi].any() and not _stored(st.group, name, [lo])[0]:
-                bad.append(MetaDamage(name, lo, hi, "no stored chunk although its scenes are done"))
+    # A missing chunk of done reads as "nothing done": damage when the data show scenes done.
+    spans = [("done", lo, hi) for lo, hi in _spans(st, "done", indices) if ("done", lo) not in seen]
+    for (_, lo, hi), ok in zip(spans, _stored(st.group, [("done", [lo]) for _, lo, _ in spans])):
+        if not ok[0] and rebuilt_done(st, lo, hi).any():
+            bad.append(MetaDamage("done", lo, hi, "no stored chunk although scenes of it are finished"))
+            seen.add(("done", lo))
+            done[lo:hi] = rebuilt_done(st, lo, hi)
+    spans = [(name, lo, hi) for name in ORDER for lo, hi in _spans(st, name, indices)
+             if (name, lo) not in seen and done[lo:hi].any()]
+    stored = _stored(st.group, [(name, [lo]) for name, lo, _ in spans])
+    bad += [MetaDamage(name, lo, hi, "no stored chunk although its scenes are done")
+            for (name, lo, hi), ok in zip(spans, stored) if not ok[0]]
     return sorted(bad, key=lambda d: (ORDER.index(d.name), d.lo))
 
 

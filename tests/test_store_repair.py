@@ -106,6 +106,27 @@ def test_a_missing_table_chunk_of_finished_scenes_is_damage(clean, tmp_path):
     same_store(clean, s, PER_SCENE)
 
 
+def test_done_is_rebuilt_from_what_is_stored(clean, tmp_path):
+    """A lost or damaged ``done`` chunk: the scenes whose spec and per-pixel chunks are all
+    stored are done again; one that lacks a chunk is left to --resume."""
+    for damage in ("flip", "lose"):
+        s = tmp_path / f"{damage}.zarr"
+        shutil.copytree(clean, s)
+        if damage == "flip":
+            flip(s, "done")
+        else:
+            (s / "done/c/0").unlink()
+        (s / "depth/c/2/0/0").unlink()
+        code, out = check(s)
+        assert code == 1 and "'done' chunk of scenes 0-3 is damaged" in out, out
+        assert "'depth' of scene 2" not in out  # scene 2 is not counted as finished
+        code, out = check(s, repair=True)
+        assert code == 0 and "'done' of scenes 0-3 rebuilt from the stored specs and per-pixel chunks (3 done)" in out
+        assert open_store(str(s)).done().tolist() == [True, True, False, True]
+        assert _run(s, resume=True).code == 0
+        same_store(clean, s, PER_SCENE)
+
+
 def test_a_half_rendered_store_is_pending_not_intact(tmp_path):
     s = tmp_path / "s.zarr"
     assert _run(s).code == 0
