@@ -88,6 +88,17 @@ def _verify(url: str, repair: bool, workers: int | None, scheduler: str | None, 
             st = _open(url, kind)
         if meta_bad and not repair:
             st = _Estimated(st, meta_bad)
+    else:  # a shard's done flag is its own chunk: a damaged one means building that shard again
+        meta_bad = _damaged_flags(st)
+        for j in meta_bad:
+            print(f"{url}: array 'done' of shard {j} is damaged", file=out)
+        if meta_bad and repair:
+            rw = _open(url, kind, mode="r+")
+            for j in meta_bad:
+                rw.group["done"][j] = False  # the whole chunk: its damaged bytes are not read
+            meta_notes, redo = [f"'done' of shard(s) {_ranges(meta_bad)} rewritten"], list(meta_bad)
+        elif meta_bad:
+            st = _FlagsAs(st, meta_bad)
     done = np.flatnonzero(st.done())
     batches = [[int(i) for i in done[k:k + BATCH[kind]]] for k in range(0, len(done), BATCH[kind])]
     bad: dict[int, str] = {}
@@ -140,6 +151,37 @@ def _verify(url: str, repair: bool, workers: int | None, scheduler: str | None, 
     else:
         print(f"{url}: all {len(done)} finished {what}s intact", file=out)
     return 0
+
+
+def _damaged_flags(st) -> list[int]:
+    try:
+        st.group["done"][:]
+        return []
+    except Exception:  # noqa: BLE001 - find which below
+        pass
+    bad = []
+    for j in range(st.n_shards):
+        try:
+            st.group["done"][j]
+        except Exception:  # noqa: BLE001 - any undecodable chunk is damage
+            bad.append(j)
+    return bad
+
+
+class _FlagsAs:
+    """A shard store whose damaged done flags read as not done (a report without --repair)."""
+
+    def __init__(self, st, bad):
+        self._st, self._bad = st, bad
+
+    def __getattr__(self, name):
+        return getattr(self._st, name)
+
+    def done(self):
+        flags = np.zeros(self._st.n_shards, bool)
+        for j in range(self._st.n_shards):
+            flags[j] = j not in self._bad and self._st.is_done(j)
+        return flags
 
 
 class _Estimated:

@@ -109,6 +109,9 @@ def test_a_killed_runs_lease_is_taken_over_once_it_expires(tmp_path, monkeypatch
     time.sleep(max(0.0, t_killed + 3.2 - time.time()))
     assert _run(url, n=3).code == 0  # taken over (a note says so), then released
     assert not (url / store_lock.LEASE).exists()
+    r = scenes_run.run(str(url), n=3, cfg=CFG, seed=5, overwrite=True, cluster=scenes_run.ClusterOptions(workers=0),
+                       make=MAKE)
+    assert r.code == 0 and r.done == 3 and not (url / store_lock.LEASE).exists()
 
 
 def test_gen_shards_refuses_a_store_being_written(tmp_path):
@@ -144,5 +147,8 @@ def test_one_writer_on_an_object_store(loopback_s3, monkeypatch):
         other._thread.join()
     time.sleep(2.2)
     assert _run(url, n=2).code == 0
+    r = scenes_run.run(url, n=2, cfg=CFG, seed=5, overwrite=True, cluster=scenes_run.ClusterOptions(workers=0),
+                       make=MAKE)  # clearing the store keeps the run's own lease; the group is made beside it
+    assert r.code == 0 and r.done == 2
     keys = [o["Key"] for o in loopback_s3.list_objects_v2(Bucket="bkt", Prefix="s.zarr/").get("Contents", [])]
     assert "s.zarr/" + store_lock.LEASE not in keys and "s.zarr/zarr.json" in keys

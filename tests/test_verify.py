@@ -77,6 +77,24 @@ def test_verify_shards_and_the_loader_refuses_damaged_chunks(stores, tmp_path):
     assert open_shards(str(sh)).done().tolist() == [True, False, False]
 
 
+def test_a_damaged_done_flag_of_a_shard_store_is_rebuilt_by_resume(stores, tmp_path):
+    sh = tmp_path / "sh.zarr"
+    shutil.copytree(stores / "sh.zarr", sh)
+    b = bytearray((sh / "done/c/1").read_bytes())
+    b[len(b) // 2] ^= 1
+    (sh / "done/c/1").write_bytes(bytes(b))
+    code, out, _ = gen("verify", sh, "--workers", "0")
+    assert code == 1 and f"{sh}: array 'done' of shard 1 is damaged" in out and "intact" not in out, out
+    code, out, _ = gen("verify", sh, "--workers", "0", "--repair")
+    assert code == 0 and "1 of 3 shards pending (re-)render: 1" in out, out
+    assert open_shards(str(sh)).done().tolist() == [True, False, True]
+    code, _, err = gen("shards", stores / "s.zarr", "--out", sh, "--samples", "96", *SHARDS, "--resume")
+    assert code == 0, err
+    a, b_ = open_shards(str(sh)).read(0, 96), open_shards(str(stores / "sh.zarr")).read(0, 96)
+    for name in SAMPLE_ARRAYS:
+        np.testing.assert_array_equal(a[name], b_[name], err_msg=name)
+
+
 @pytest.mark.slow
 def test_verify_on_dask(stores, tmp_path):
     s = tmp_path / "s.zarr"
