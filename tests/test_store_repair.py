@@ -155,7 +155,8 @@ BLENDER = ["--n", "3", "--preset", "tiny", "--workers", "0", "--seed", "5", "--s
 
 @pytest.mark.blender
 @pytest.mark.slow
-@pytest.mark.parametrize("names", [("amodal", "depth"), ("num_instances",), ("done",), ("instance_object",)])
+@pytest.mark.parametrize("names", [("rgb", "amodal", "depth"), ("done", "num_instances"), ("instance_object", "spec")],
+                         ids="+".join)
 def test_blender_store_repair_then_resume_equals_the_clean_render(blender_store, tmp_path, names):
     """Rendering is deterministic: what --repair sends back to render comes back identical
     (RGB too, on one machine); what it rebuilds is identical without rendering."""
@@ -165,7 +166,7 @@ def test_blender_store_repair_then_resume_equals_the_clean_render(blender_store,
     s = tmp_path / "s.zarr"
     shutil.copytree(blender_store, s)
     for k, name in enumerate(names):
-        flip(s, name, scene=k + 1)
+        flip(s, name, scene=k)
     assert check(s, repair=True)[0] == 0
     r = CliRunner().invoke(cli, ["scenes", "--out", str(s), *BLENDER, "--resume"])
     assert r.exit_code == 0, r.stderr
