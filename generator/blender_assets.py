@@ -118,7 +118,7 @@ def model_mesh(root: str, rel: str) -> bpy.types.Mesh:
             return cached
     except ReferenceError:  # Blender was reset since; import again
         pass
-    objs = _import(Path(root) / rel)
+    objs = _import(user_assets.asset_file(root, rel))  # never a file outside the asset folder
     try:
         _models[rel] = _joined_mesh(f"rgsd.user.{rel}", objs)
     finally:
@@ -159,7 +159,7 @@ def cutout_material(root: str, rel: str) -> bpy.types.Material:
         return mat
     nt = mat.node_tree
     tex = nt.nodes.new("ShaderNodeTexImage")
-    tex.image = bpy.data.images.load(str(Path(root) / rel), check_existing=True)
+    tex.image = bpy.data.images.load(str(user_assets.asset_file(root, rel)), check_existing=True)
     tex.interpolation = "Closest"
     bsdf = nt.nodes["Principled BSDF"]
     bsdf.inputs["Roughness"].default_value = 0.8

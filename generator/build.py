@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import bpy
 import numpy as np
@@ -14,7 +13,7 @@ from scenes import objects as scene_objects
 from scenes import portable_math as pm
 from scenes.mesh import Mesh
 from scenes.spec import SceneSpec
-from scenes.user_assets import cutout_mesh, read_alpha
+from scenes.user_assets import asset_file, cutout_mesh, read_alpha
 from scenes.view import FrameView, frame_view
 
 
@@ -65,7 +64,7 @@ def build_scene(scene, spec: SceneSpec, cfg: dict) -> Built:
             me = blender_assets.model_mesh(root, o.params["user_asset"])  # shared, kept
         elif "cutout" in o.params:
             _, w, h = o.params["asset_size"]
-            mesh, uv = cutout_mesh(read_alpha(Path(root) / o.params["cutout"]), w, h)
+            mesh, uv = cutout_mesh(read_alpha(asset_file(root, o.params["cutout"])), w, h)
             me = mesh_to_blender(o.name, mesh, uv)
             me.materials[0] = blender_assets.cutout_material(root, o.params["cutout"])
             built.meshes.append(me)

@@ -283,7 +283,8 @@ def preview(store, out, rows, width, overwrite):
 @cli.command()
 @click.argument("store")
 @click.option("--repair", is_flag=True,
-              help="Mark the damaged scenes/shards not done, so that --resume renders or builds exactly those.")
+              help="Rebuild damaged done/num_instances chunks from the per-pixel arrays; mark the other damaged "
+                   "scenes/shards not done, so that --resume renders or builds exactly those.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="LocalCluster worker processes [default: one per core]; 0 = in this process.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")

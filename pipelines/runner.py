@@ -156,6 +156,8 @@ def arm_ctrl_c(pids: Callable = lambda: ()) -> None:
         from pipelines.cluster import kill_workers
         try:
             kill_workers(pids())
+            from scenes.store_lock import drop_all
+            drop_all()  # the store's writer lease: the next run need not wait for it to expire
         finally:
             os._exit(130)
 

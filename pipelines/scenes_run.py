@@ -11,7 +11,7 @@ import numpy as np
 
 from pipelines import runner
 from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - the runner's options are ours
-from scenes import config_upgrade
+from scenes import config_upgrade, store_lock
 from scenes import store as scene_store
 from scenes.camera import store_intrinsics
 from scenes.spec import pinhole_intrinsics
@@ -24,6 +24,11 @@ def index_assets(cfg: dict) -> dict:
     root = cfg["assets"]["dir"]
     if not Path(root).is_dir():
         raise RunError(f"--assets: {root} is not a folder")
+    from scenes.user_assets import AssetPathError, list_files
+    try:
+        list_files(root)  # before Blender opens anything: no link out of the folder
+    except AssetPathError as exc:
+        raise RunError(str(exc)) from None
     from generator.blender import setup
     from generator.blender_assets import scan
     setup(cfg["render"])
@@ -82,6 +87,18 @@ def recorded_config(st) -> dict:
     return recorded
 
 
+def check_asset_paths(cfg: dict, specs: dict | None = None) -> None:
+    """RunError (one line) unless every asset the config's index or ``specs`` names lies in
+    the declared asset folder: checked before any scene is built (scenes/user_assets.py)."""
+    from scenes.user_assets import AssetPathError, check_index, check_spec
+    try:
+        check_index(cfg)
+        for i, text in (specs or {}).items():
+            check_spec(cfg, text or "", f"scene {i}'s stored spec: asset")
+    except AssetPathError as exc:
+        raise RunError(str(exc)) from None
+
+
 def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_blender_change=False):
     """Create or reopen the store of a run: (store, config, seed, the scenes to render as an
     index array, stored specs for --only).  Reads the store's attributes and ``done``."""
@@ -98,6 +115,7 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
         todo = np.unique(np.asarray(only, dtype=np.int64))
         recorded = recorded_config(st)
         specs = {int(i): st.spec(int(i)) or None for i in todo}
+        check_asset_paths(recorded, specs)  # re-rendered from the stored specs: same rule
         st.set_done(todo, False)  # an interrupted re-render leaves them to --resume
         return st, recorded, st.attrs["seed"], todo, specs
     if resume:
@@ -118,6 +136,7 @@ def open_run(url, n, cfg, seed, overwrite=False, resume=False, only=None, allow_
     return st, cfg, seed, np.arange(n), None
 
 
+@store_lock.one_writer("gen scenes")
 def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False, only=None,
         cluster: ClusterOptions | None = None, make: str | None = None,
         allow_blender_change: bool = False) -> RunResult:
@@ -133,6 +152,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         reachable(opts.scheduler)
     if scene_store.safety.writable(url):
         raise RunError(f"cannot write to {scene_store.safety.writable(url)} (read-only)")
+    check_asset_paths(cfg)
     try:
         st, cfg, seed, todo, specs = open_run(url, n, cfg, seed, overwrite, resume, only, allow_blender_change)
     except scene_store.StoreError as exc:

@@ -14,6 +14,7 @@ from composer.shard_config import ShardConfig, ShardConfigError
 from pipelines import runner
 from pipelines.runner import ClusterOptions, RunError, RunResult  # noqa: F401 - re-exported for callers
 from scenes import store as scene_store
+from scenes import store_lock
 
 
 def shard_config(patch: int, overrides: dict | None = None) -> ShardConfig:
@@ -103,6 +104,7 @@ def build_shard_task(job: dict, j: int) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+@store_lock.one_writer("gen shards")
 def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, seed: int, overwrite=False,
         resume=False, cluster: ClusterOptions | None = None, mix_given: bool = True) -> RunResult:
     """Build the shards the store at ``out_url`` lacks.  ``result.results``: one dict per

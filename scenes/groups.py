@@ -50,7 +50,10 @@ def new_group(url: str, kind: str):
     first so that an interrupted creation is still replaceable; or a one-line StoreError."""
     import zarr
     try:
-        return zarr.open_group(url, mode="w-", zarr_format=3, attributes={"kind": kind})
+        # "w-" refuses a folder holding anything, the run's own writer lease included: with
+        # nothing but that lease there (contents() leaves it out), "a" creates the group.
+        mode = "a" if isinstance(url, str) and safety.contents(url) == [] else "w-"
+        return zarr.open_group(url, mode=mode, zarr_format=3, attributes={"kind": kind})
     except Exception as exc:  # noqa: BLE001 - permissions, full disks, unreachable object stores
         raise StoreError(f"cannot create a store at {url}: {safety.first_line(exc)}") from None
 
@@ -64,7 +67,7 @@ def open_group_of_kind(url, kind: str, version, required, label: str, mode: str 
     try:  # opened first and checked after: on an object store each check is a request
         g = zarr.open_group(url, mode=mode, zarr_format=3)
     except Exception as exc:  # noqa: BLE001
-        if not exists(url):
+        if isinstance(url, str) and not safety.contents(url):  # nothing, an empty folder, or a lease alone
             raise StoreError(f"no store at {url}") from None
         raise StoreError(f"{url} is not a readable Zarr group: {safety.first_line(exc)}") from None
     found = g.attrs.get("kind")
@@ -75,7 +78,10 @@ def open_group_of_kind(url, kind: str, version, required, label: str, mode: str 
         readable = " or ".join(map(str, versions))
         raise StoreError(f"{url} has {label} format version {found}, this rgsd reads version {readable}")
     try:  # one listing, the members' metadata fetched concurrently: not a request per name
-        present = dict(g.members(max_depth=0))
+        import warnings
+        with warnings.catch_warnings():  # a run's writer lease (scenes/store_lock.py) is no member
+            warnings.filterwarnings("ignore", message=f"Object at {safety.LEASE}")
+            present = dict(g.members(max_depth=0))
     except Exception:  # noqa: BLE001 - a damaged member: the loop below names it
         present = {}
     for name in required:

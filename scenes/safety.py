@@ -19,6 +19,8 @@ class StoreError(ValueError):
 # Group attribute of stores whose every chunk of a finished scene/shard was written (fill-
 # valued ones included), so a missing chunk means damage.  Older stores lack it.
 INTEGRITY = {"checksum": "crc32c", "all_chunks_written": True}
+# The writer lease at a store's root (scenes/store_lock.py): not part of what a store holds.
+LEASE = "writer-lease.json"
 
 
 def is_local(url: str) -> bool:
@@ -45,7 +47,7 @@ def contents(url: str) -> list[str] | None:
     if is_local(url):
         p = Path(url.removeprefix("file://"))
         if p.is_dir():
-            return sorted(os.listdir(p))
+            return sorted(n for n in os.listdir(p) if not n.startswith(LEASE))
         return [""] if p.exists() or p.is_symlink() else None
     fs, path = _fs(url)
     try:
@@ -54,7 +56,8 @@ def contents(url: str) -> list[str] | None:
             return None
         if fs.isfile(path):
             return [""]
-        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False))
+        names = (e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False))
+        return sorted(n for n in names if not n.startswith(LEASE))
     except Exception as exc:  # noqa: BLE001 - credentials, refused connections, DNS: all one line
         raise _unreachable(url, exc) from None
 
@@ -110,7 +113,7 @@ def prepare_output(url: str, overwrite: bool, hint: str = " or --resume to conti
 
 def clear(url: str) -> None:
     """Delete what is under a store path, keeping a local folder itself (it may be the
-    working directory)."""
+    working directory) and the writer lease of the run that clears it."""
     if is_local(url):
         p = Path(url.removeprefix("file://"))
         if not p.is_dir():
@@ -118,6 +121,8 @@ def clear(url: str) -> None:
                 p.unlink()
             return
         for child in p.iterdir():
+            if child.name.startswith(LEASE):
+                continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
@@ -125,7 +130,13 @@ def clear(url: str) -> None:
         return
     fs, path = _fs(url)
     if fs.exists(path):
-        fs.rm(path, recursive=True)
+        keep = [e for e in fs.ls(path, detail=False) if e.rstrip("/").rsplit("/", 1)[-1].startswith(LEASE)]
+        if not keep:
+            fs.rm(path, recursive=True)
+            return
+        for e in fs.ls(path, detail=False):
+            if e not in keep:
+                fs.rm(e, recursive=True)
 
 
 def _norm(url: str) -> tuple[str, tuple[str, ...]]:

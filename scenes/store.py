@@ -121,7 +121,8 @@ class SceneStore:
         try:
             return self.array("done")[:]
         except Exception as exc:  # noqa: BLE001 - a damaged chunk of the flags themselves
-            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)})") from None
+            raise ChunkError(f"{self.url}: array 'done' is damaged ({safety.describe(exc)}); "
+                             f"run 'gen verify {self.url} --repair'") from None
 
     def is_done(self, i: int) -> bool:
         """One scene's flag (one chunk read)."""
@@ -149,14 +150,23 @@ class SceneStore:
             a = self.array(name)
             if name == "spec":
                 value = np.array([r[2] for r in rows], dtype=object)
+            elif name == "done":
+                value = np.ones(len(idx), bool)
             else:
                 value = np.stack([np.asarray(r[1][name], a.dtype) for r in rows])
-            self._writable(name).oindex[(idx,) + (slice(None),) * (a.ndim - 1)] = value
+            try:  # a partial chunk is read, merged and written back: its stored bytes must decode
+                self._writable(name).oindex[(idx,) + (slice(None),) * (a.ndim - 1)] = value
+            except Exception as exc:  # noqa: BLE001 - any undecodable chunk is damage
+                if "checksum" not in str(exc).lower() and not isinstance(exc, ValueError):
+                    raise
+                raise ChunkError(f"{self.url}: array '{name}' of scenes {idx[0]}..{idx[-1]} cannot be updated: a "
+                                 f"stored chunk is damaged ({safety.describe(exc)}); run 'gen verify {self.url} "
+                                 "--repair', then --resume") from None
 
         # Arrays written concurrently: on an object store each chunk is a GET and a PUT.
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, TABLES + ["spec"]))
-        self._writable("done").oindex[idx] = np.ones(len(idx), bool)
+        put("done")
         self._chunks.clear()
 
     def set_done(self, indices, value: bool) -> None:

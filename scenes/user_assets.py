@@ -3,6 +3,11 @@
 Pure Python: the model index (kind, path, measured size) is made once by the driver with
 Blender (:func:`generator.blender_assets.scan`) and stored in ``cfg["assets"]["index"]``, so
 scene sampling stays a function of (seed, i, config) and needs no ``bpy``.
+
+Asset paths stay in their folder: every path in an index, a config or a stored spec, and
+every file found under ``--assets`` (symlinks resolved), must resolve inside the declared
+asset folder ``assets.dir`` (:func:`asset_file`); a config or store shared between people
+must not make rgsd read arbitrary local files.
 """
 from __future__ import annotations
 
@@ -56,14 +61,78 @@ def size_of(kind: str, params: dict) -> tuple[float, float, float]:
     return ASSETS[kind].size(params)
 
 
+class AssetPathError(ValueError):
+    """An asset path outside the declared asset folder (one line, exit 2)."""
+
+
+def asset_file(root: str | Path, rel: str, what: str = "asset") -> Path:
+    """The file ``rel`` names in the asset folder ``root``, symlinks resolved; AssetPathError
+    when there is no folder or the path leaves it (``..``, an absolute path, a link out)."""
+    if not isinstance(rel, str) or not rel:
+        raise AssetPathError(f"{what} path {rel!r} is not a path")
+    if not root:
+        raise AssetPathError(f"{what} {rel} names a file but no asset folder is declared (--assets DIR or "
+                             "assets.dir); rgsd reads assets only from inside that folder")
+    base = Path(root).expanduser().resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base):
+        raise AssetPathError(f"{what} {rel} resolves to {path}, outside the asset folder {base}; "
+                             "rgsd reads assets only from inside it")
+    return path
+
+
+def check_index(cfg: dict, what: str = "assets.index") -> None:
+    """Every entry of the config's asset index stays in its asset folder (AssetPathError)."""
+    a = cfg.get("assets") or {}
+    index = a.get("index") or []
+    if not isinstance(index, list):
+        raise AssetPathError(f"{what} must be a list of {{kind, path, ...}} entries")
+    for entry in index:
+        if not isinstance(entry, dict):
+            raise AssetPathError(f"{what} entry {entry!r} is not a {{kind, path, ...}} object")
+        asset_file(a.get("dir") or "", entry.get("path"), f"{what} entry")
+
+
+def spec_asset_paths(spec_json: str) -> list[str]:
+    """Every user-asset path (``user_asset``, ``cutout``) anywhere in a stored spec."""
+    import json
+    found: list[str] = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k in ("user_asset", "cutout"):
+                    found.append(x)
+                else:
+                    walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(json.loads(spec_json) if spec_json else {})
+    return found
+
+
+def check_spec(cfg: dict, spec_json: str, what: str) -> None:
+    """Every asset a stored spec names stays in the store's asset folder (AssetPathError)."""
+    root = (cfg.get("assets") or {}).get("dir") or ""
+    for rel in spec_asset_paths(spec_json):
+        asset_file(root, rel, what)
+
+
 def list_files(root: str | Path) -> list[tuple[str, str]]:
-    """(kind, path relative to root) of every model and cutout image, sorted."""
+    """(kind, path relative to root) of every model and cutout image, sorted; AssetPathError
+    for one that is a link leading out of ``root``."""
     root = Path(root)
+    base = root.resolve()
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         suffixes = IMAGE_SUFFIXES if d.name == CUTOUT_DIR else MODEL_SUFFIXES
         for f in sorted(d.rglob("*")):
             if f.suffix.lower() in suffixes:
+                if not f.resolve().is_relative_to(base):
+                    raise AssetPathError(f"--assets: {f} leads to {f.resolve()}, outside the asset folder {base} "
+                                         "(a symbolic link); rgsd reads assets only from inside it")
                 out.append((d.name, f.relative_to(root).as_posix()))
     return out
 

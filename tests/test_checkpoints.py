@@ -244,3 +244,54 @@ def test_resume_is_exact(stores, tmp_path, monkeypatch):
     a = checkpoint.load(tmp_path / "full" / "last.pt")["model"]
     b = checkpoint.load(tmp_path / "cut" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def flip_a_weight_byte(path, tensor):
+    """Flip one byte inside ``tensor``'s stored bytes in the checkpoint file at ``path``."""
+    raw = path.read_bytes()
+    data = tensor.detach().contiguous().numpy().tobytes()
+    at = raw.find(data)
+    assert at > 0 and raw.find(data, at + 1) < 0
+    b = bytearray(raw)
+    b[at + len(data) // 2] ^= 0x04
+    path.write_bytes(bytes(b))
+    return path
+
+
+def test_a_flipped_byte_is_refused_by_every_loader(stores, refine_inputs, tmp_path):
+    scenes, shards = stores
+    image, depth, mask = refine_inputs
+    model = random_tiny()
+    big = max(model.state_dict().values(), key=lambda t: t.numel())
+    good = save_refiner(tmp_path / "good.pt", model)
+    assert checkpoint.load(good)["checksum"].startswith("blake2b:")
+    bad = flip_a_weight_byte(save_refiner(tmp_path / "bad.pt", model), big)
+    assert torch.load(bad, weights_only=True)["model"].keys() == model.state_dict().keys()  # torch alone takes it
+    amodal = tmp_path / "amodal.pt"
+    checkpoint.save(amodal, kind="amodal", model_config={"name": "x"}, model=model.state_dict())
+    flip_a_weight_byte(amodal, big)
+    damaged = "is damaged: its contents do not match the checksum"
+    one_line_error(gen("refine", image, "--depth", depth, "--mask", mask, "--checkpoint", bad,
+                       "--out", tmp_path / "r.png"), damaged)
+    one_line_error(gen("eval", "refiner", bad, "--scenes", scenes, "--out", tmp_path / "rep"), damaged)
+    one_line_error(gen("export", "weights", bad, "--out", tmp_path / "w.safetensors"), damaged)
+    one_line_error(gen("train", "refiner", "--shards", shards, "--out", tmp_path / "run", "--steps", "2",
+                       "--batch", "4", "--loader-workers", "0", "--init", bad), damaged)
+    run = tmp_path / "run2"
+    run.mkdir()
+    (run / "last.pt").write_bytes(bad.read_bytes())
+    one_line_error(gen("train", "refiner", "--shards", shards, "--out", run, "--steps", "2", "--batch", "4",
+                       "--loader-workers", "0", "--resume"), damaged)
+    import importlib.util
+    if importlib.util.find_spec("torchvision"):  # the amodal commands need it
+        one_line_error(gen("segment", image, "--depth", depth, "--checkpoint", amodal, "--out", tmp_path / "s.json"),
+                       damaged)
+        one_line_error(gen("eval", "amodal", amodal, "--scenes", scenes, "--out", tmp_path / "rep2"), damaged)
+    for p in ("r.png", "rep", "w.safetensors", "run", "s.json", "rep2"):
+        assert not (tmp_path / p).exists(), p
+    # A checkpoint from before checksums (the same dict, no "checksum") loads as before.
+    ck = torch.load(good, weights_only=True)
+    del ck["checksum"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert gen("refine", image, "--depth", depth, "--mask", mask, "--checkpoint", tmp_path / "old.pt",
+               "--out", tmp_path / "r.png").exit_code == 0

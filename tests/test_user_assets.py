@@ -90,3 +90,107 @@ def test_assets_dir_models_cutouts_and_broken_files(tmp_path):
     assert CLASS_IDS["car"] in classes
     for j in range(k):
         assert not ((s["instance"] == j + 1) & ~s["amodal"][j]).any()
+
+
+# --- Asset paths stay in their folder: refused in one line before Blender opens anything.
+
+def _outside_world(tmp_path):
+    """An asset folder with one model, and a model outside it that nothing may open."""
+    assets, elsewhere = tmp_path / "assets", tmp_path / "elsewhere"
+    (assets / "car").mkdir(parents=True)
+    (assets / "car" / "block.obj").write_text(OBJ_BOX)
+    elsewhere.mkdir()
+    (elsewhere / "x.obj").write_text(OBJ_BOX)
+    return assets, elsewhere
+
+
+def _has_bpy():
+    import importlib.util
+    return importlib.util.find_spec("bpy") is not None
+
+
+def test_asset_file_resolves_inside_its_folder_or_refuses(tmp_path):
+    from scenes.user_assets import AssetPathError, asset_file
+    assets, elsewhere = _outside_world(tmp_path)
+    (assets / "car" / "alias.obj").symlink_to(assets / "car" / "block.obj")  # a link inside: fine
+    assert asset_file(str(assets), "car/block.obj") == (assets / "car" / "block.obj").resolve()
+    assert asset_file(str(assets), "car/alias.obj") == (assets / "car" / "block.obj").resolve()
+    assert asset_file(str(assets), str(assets / "car" / "block.obj")).is_file()  # absolute, but inside
+    (assets / "car" / "out.obj").symlink_to(elsewhere / "x.obj")
+    for root, rel, words in ((assets, "../elsewhere/x.obj", "outside the asset folder"),
+                             (assets, str(elsewhere / "x.obj"), "outside the asset folder"),
+                             (assets, "car/../../elsewhere/x.obj", "outside the asset folder"),
+                             (assets, "car/out.obj", "outside the asset folder"),
+                             ("", "car/block.obj", "no asset folder is declared")):
+        with pytest.raises(AssetPathError, match=words):
+            asset_file(str(root), rel)
+
+
+def test_an_index_in_a_config_that_points_outside_is_refused(tmp_path):
+    from pipelines import scenes_run
+    from scenes.config import build_config
+    from tests.cli_util import gen, one_line_error
+    from tests.fake_scenes import MAKE
+    assets, elsewhere = _outside_world(tmp_path)
+    entry = {"kind": "car", "path": str(elsewhere / "x.obj"), "size": [4, 2, 1.5]}
+    index = f"assets.index={json.dumps([entry])}"
+    cfg = build_config("tiny", overrides=["assets.mode=replace", index])
+    out = tmp_path / "s.zarr"
+    with pytest.raises(scenes_run.RunError, match="no asset folder is declared"):
+        scenes_run.run(str(out), n=1, cfg=cfg, seed=0, cluster=scenes_run.ClusterOptions(workers=0), make=MAKE)
+    cfg = build_config("tiny", overrides=["assets.mode=replace", index.replace(str(elsewhere / "x.obj"), "../x.obj"),
+                                          f"assets.dir={assets}"])
+    with pytest.raises(scenes_run.RunError, match="outside the asset folder"):
+        scenes_run.run(str(out), n=1, cfg=cfg, seed=0, cluster=scenes_run.ClusterOptions(workers=0), make=MAKE)
+    assert not out.exists()
+    if _has_bpy():  # the command line, by --set and by --config
+        one_line_error(gen("scenes", "--n", 1, "--out", out, "--preset", "tiny", "--set", "assets.mode=replace",
+                           "--set", index), "no asset folder is declared")
+        (tmp_path / "c.json").write_text(json.dumps({"assets": {"mode": "replace", "index": [entry]}}))
+        one_line_error(gen("scenes", "--n", 1, "--out", out, "--preset", "tiny", "--config", tmp_path / "c.json"),
+                       str(elsewhere / "x.obj"))
+        assert not out.exists()
+
+
+def test_only_refuses_a_stored_spec_naming_a_file_outside(tmp_path):
+    import zarr
+
+    from pipelines import scenes_run
+    from scenes.config import build_config
+    from scenes.store import open_store
+    from tests.cli_util import gen, one_line_error
+    from tests.fake_scenes import MAKE
+    assets, _ = _outside_world(tmp_path)
+    cfg = build_config("tiny", overrides=["render.width=24", "render.height=16", f"assets.dir={assets}"])
+    url = str(tmp_path / "s.zarr")
+    assert scenes_run.run(url, n=2, cfg=cfg, seed=0, cluster=scenes_run.ClusterOptions(workers=0), make=MAKE).code == 0
+    spec = json.loads(open_store(url).spec(0))
+    spec["objects"] = [{"kind": "car", "params": {"user_asset": "../../elsewhere/x.obj", "asset_size": [4, 2, 1.5]}}]
+    zarr.open_group(url, mode="r+")["spec"][0] = json.dumps(spec)
+    with pytest.raises(scenes_run.RunError, match=r"scene 0's stored spec: asset \.\./\.\./elsewhere/x\.obj resolves"):
+        scenes_run.run(url, n=2, cfg=cfg, seed=0, only=[0], overwrite=True,
+                       cluster=scenes_run.ClusterOptions(workers=0), make=MAKE)
+    if _has_bpy():
+        one_line_error(gen("scenes", "--out", url, "--only", "0", "--overwrite", "--workers", 0),
+                       "outside the asset folder")
+    assert open_store(url).done().all()  # nothing was marked for re-rendering either
+
+
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_a_link_out_of_the_assets_folder_is_refused(tmp_path, link):
+    from pipelines import scenes_run
+    from scenes.config import build_config
+    from tests.cli_util import gen, one_line_error
+    assets, elsewhere = _outside_world(tmp_path)
+    if link == "file":
+        (assets / "car" / "evil.obj").symlink_to(elsewhere / "x.obj")
+    else:
+        (assets / "bus").symlink_to(elsewhere, target_is_directory=True)
+    cfg = build_config("tiny", overrides=[f"assets.dir={assets}"])
+    with pytest.raises(scenes_run.RunError, match="outside the asset folder .*symbolic link"):
+        scenes_run.index_assets(cfg)
+    if _has_bpy():
+        out = tmp_path / "s.zarr"
+        one_line_error(gen("scenes", "--n", 1, "--out", out, "--preset", "tiny", "--assets", assets),
+                       "leads to", "symbolic link")
+        assert not out.exists()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from composer.shard_store import SAMPLE_ARRAYS, open_shards
 from pipelines.cli import cli
-from scenes.store import ANNOTATIONS, ChunkError, open_store
+from scenes.store import ChunkError, open_store
 from tests.test_user_errors import SHARDS, _images
 
 
@@ -77,6 +77,24 @@ def test_verify_shards_and_the_loader_refuses_damaged_chunks(stores, tmp_path):
     assert open_shards(str(sh)).done().tolist() == [True, False, False]
 
 
+def test_a_damaged_done_flag_of_a_shard_store_is_rebuilt_by_resume(stores, tmp_path):
+    sh = tmp_path / "sh.zarr"
+    shutil.copytree(stores / "sh.zarr", sh)
+    b = bytearray((sh / "done/c/1").read_bytes())
+    b[len(b) // 2] ^= 1
+    (sh / "done/c/1").write_bytes(bytes(b))
+    code, out, _ = gen("verify", sh, "--workers", "0")
+    assert code == 1 and f"{sh}: array 'done' of shard 1 is damaged" in out and "intact" not in out, out
+    code, out, _ = gen("verify", sh, "--workers", "0", "--repair")
+    assert code == 0 and "1 of 3 shards pending (re-)render: 1" in out, out
+    assert open_shards(str(sh)).done().tolist() == [True, False, True]
+    code, _, err = gen("shards", stores / "s.zarr", "--out", sh, "--samples", "96", *SHARDS, "--resume")
+    assert code == 0, err
+    a, b_ = open_shards(str(sh)).read(0, 96), open_shards(str(stores / "sh.zarr")).read(0, 96)
+    for name in SAMPLE_ARRAYS:
+        np.testing.assert_array_equal(a[name], b_[name], err_msg=name)
+
+
 @pytest.mark.slow
 def test_verify_on_dask(stores, tmp_path):
     s = tmp_path / "s.zarr"
@@ -101,28 +119,4 @@ def test_overwrite_on_an_object_store_keeps_other_data(stores, loopback_s3):
     assert code == 0, err
     assert gen("verify", "s3://bkt/new.zarr", "--workers", "0")[0] == 0
 
-
-@pytest.mark.blender
-@pytest.mark.slow
-def test_repair_then_resume_equals_a_clean_run(tmp_path):
-    """Rendering is deterministic: the scenes --repair marks not done come back identical."""
-    pytest.importorskip("bpy")
-    tiny = ["--n", "3", "--preset", "tiny", "--workers", "0", "--seed", "5", "--set", "render.width=48",
-            "--set", "render.height=32"]
-    clean, damaged = tmp_path / "clean.zarr", tmp_path / "damaged.zarr"
-    assert gen("scenes", "--out", clean, *tiny)[0] == 0
-    shutil.copytree(clean, damaged)
-    (damaged / "amodal/c/1/0/0/0").unlink()
-    b = bytearray((damaged / "depth/c/2/0/0").read_bytes())
-    b[len(b) // 2] ^= 0x10
-    (damaged / "depth/c/2/0/0").write_bytes(bytes(b))
-    code, out, _ = gen("verify", damaged, "--workers", "0", "--repair")
-    assert code == 0 and "1-2" in out, out
-    assert gen("scenes", "--out", damaged, *tiny, "--resume")[0] == 0
-    assert gen("verify", damaged, "--workers", "0")[0] == 0
-    a, b_ = open_store(str(clean)), open_store(str(damaged))
-    for i in range(3):
-        sa, sb = a.read_scene(i), b_.read_scene(i)
-        for name in ANNOTATIONS:
-            np.testing.assert_array_equal(sa[name], sb[name], err_msg=f"{name} of scene {i}")
-        assert a.spec(i) == b_.spec(i)
+# Repair + --resume equals a clean run, for every array: tests/test_store_repair.py.

@@ -8,7 +8,12 @@ and never runs code from the file (pickle's ``__reduce__`` is refused by the loa
      "kind": "refiner" | "amodal",         # which model family
      "model_config": {...},                # plain data: what build_<kind>(**model_config) needs
      "model": state_dict,                  # tensors
-     ...training state (optimizer, scheduler, step, rng as tensors/ints), all plain data}
+     ...training state (optimizer, scheduler, step, rng as tensors/ints), all plain data,
+     "checksum": "blake2b:<hex>"}         # of everything above, in order (see content_digest)
+
+Every loader checks the checksum, so a flipped byte in the weights is refused in one line
+instead of loading and running (the zip container's CRCs are not checked by torch.load).
+Checkpoints written before the checksum load as they did.
 
 Loading one from plain PyTorch:
 
@@ -64,10 +69,40 @@ def save(path, *, kind: str, model_config: dict, model: dict, **state) -> None:
     ck = {"format": FORMAT, "version": VERSION, "kind": kind, "model_config": dict(model_config),
           "model": dict(model), **state}
     _check_plain(ck, "checkpoint")
+    ck["checksum"] = content_digest(ck)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ck, tmp)
     os.replace(tmp, path)
+
+
+def content_digest(ck: dict) -> str:
+    """A blake2b digest of a checkpoint's contents without its ``checksum`` entry: keys in
+    their order, each tensor's dtype, shape and bytes, each plain value's type and repr."""
+    import hashlib
+
+    import torch
+    h = hashlib.blake2b(digest_size=32)
+
+    def walk(v):
+        if isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        elif isinstance(v, dict):
+            h.update(f"D{len(v)}".encode())
+            for k, x in v.items():
+                h.update(f"K{type(k).__name__}:{k!r}".encode())
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            h.update(f"{type(v).__name__[0]}{len(v)}".encode())
+            for x in v:
+                walk(x)
+        else:
+            h.update(f"P{type(v).__name__}:{v!r};".encode())
+
+    walk({k: v for k, v in ck.items() if k != "checksum"})
+    return "blake2b:" + h.hexdigest()
 
 
 def _torch_load(p: Path, device):
@@ -107,6 +142,9 @@ def _validate(ck, path, kind: str | None) -> dict:
         raise CheckpointError(f"{path} is not an rgsd checkpoint")
     if ck.get("version") != VERSION:
         raise CheckpointError(f"{path} is rgsd checkpoint version {ck.get('version')}, this rgsd reads {VERSION}")
+    if "checksum" in ck and ck["checksum"] != content_digest(ck):
+        raise CheckpointError(f"{path} is damaged: its contents do not match the checksum stored in it "
+                              "(a changed or lost byte); use another checkpoint or retrain")
     if kind is not None and ck.get("kind") != kind:
         raise CheckpointError(f"{path} is a checkpoint of the {ck.get('kind')} model, not the {kind} model")
     if not isinstance(ck.get("model"), dict) or not isinstance(ck.get("model_config"), dict):
