@@ -177,7 +177,7 @@ def test_bad_inputs_get_one_line_and_exit_2(store, full_run, tmp_path):
     for i in range(st.n):
         d = st.read_scene(i, ["num_instances", "instance_class"])
         present |= {st.attrs["classes"][c] for c in d["instance_class"][:int(d["num_instances"])]}
-    absent = next(c for c in ("truck", "bus", "van", "car", "pedestrian") if c not in present)
+    absent = next(c for c in ("truck", "bus", "van", "car", "pedestrian", *st.attrs["classes"]) if c not in present)
     one_line_exit_2(["train", "amodal", "--scenes", store, "--out", tmp_path / "b", "--classes", absent,
                      "--steps", 1], f"no instances of the classes {absent}")
     one_line_exit_2(["train", "amodal", "--scenes", store, "--out", tmp_path / "c", "--inputs", "rgb,depth"],
