@@ -293,8 +293,7 @@ def preview(store, out, rows, width, overwrite):
     shard store: I' | M | D' | D1 | D2 | P(D')
     """
     from pipelines import inspect_store
-    _new_file(out, (".png", ".jpg", ".jpeg"), overwrite)
-    check_outputs([("--out", out, "file")], [store], overwrite)
+    _new_file(out, (".png", ".jpg", ".jpeg"), overwrite, [store])
     try:
         path = inspect_store.preview(store, out, rows=rows, width=width)
     except _store_errors() as exc:

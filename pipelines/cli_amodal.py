@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipelines.cli_base import Command, UserError, needs
-from pipelines.cli_checks import check_outputs, folder_files, removed_if_failed
+from pipelines.cli_checks import RUN_SCRATCH, check_outputs, folder_files, removed_if_failed
 
 # Input sides above this are refused: a 4096x4096 image through Mask R-CNN already needs
 # tens of GB for activations; 100000x100000 would try to allocate terabytes.
@@ -95,7 +95,8 @@ def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, oc
                             degrade=degrade, min_visible_area=min_visible_area, seed=seed,
                             loader_workers=loader_workers, ckpt_every=ckpt_every, init=init)
     try:
-        result = run_train(stores, out, cfg, resume=resume)
+        with removed_if_failed(out, RUN_SCRATCH):
+            result = run_train(stores, out, cfg, resume=resume)
     except TrainError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)

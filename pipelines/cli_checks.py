@@ -116,12 +116,11 @@ def _onto_input(option: str, out: str, inputs, replaces: bool) -> None:
         raise UserError(f"{option} {out} would write onto the input {hit}; choose another {hint}")
 
 
-def _new_file(out: str, exts: tuple[str, ...], overwrite: bool | None = None, option: str = "--out") -> None:
-    """An output file path: a known extension, an existing folder, and not an existing file
-    unless ``overwrite`` (None: the command has no --overwrite)."""
+def _new_file(out: str, exts: tuple[str, ...], overwrite: bool, inputs=(), option: str = "--out") -> None:
+    """An output file path with a known extension, under the output rule (check_outputs)."""
+    check_outputs([(option, out, "file")], inputs, overwrite)
     if Path(out).suffix.lower() not in exts:
         raise UserError(f"{option} {out}: the extension must be one of {', '.join(exts)}")
-    check_outputs([(option, out, "file")], (), overwrite=bool(overwrite))
 
 
 def _read_only(p: Path) -> str | None:
@@ -193,18 +192,25 @@ def check_outputs(outputs, inputs=(), overwrite: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def removed_if_failed(folder):
+def removed_if_failed(folder, scratch=()):
     """An output folder the command creates is removed again if the command fails and it
-    is still empty: a failed run leaves nothing behind."""
+    holds nothing but the ``scratch`` files the command began it with (a run's log.csv and
+    config.json, say): a failed run leaves nothing behind, and a checkpoint is never removed."""
     p = Path(folder)
     existed = p.exists()
     try:
         yield
     except BaseException:
-        if not existed:
+        if not existed and p.is_dir():
             with contextlib.suppress(OSError):
-                p.rmdir()
+                if all(c.name in scratch and c.is_file() for c in p.iterdir()):
+                    for c in p.iterdir():
+                        c.unlink()
+                    p.rmdir()
         raise
+
+
+RUN_SCRATCH = ("log.csv", "config.json")  # what a training run writes before its first checkpoint
 
 
 def folder_files(option: str, folder: str, names) -> list[tuple[str, str, str]]:

@@ -9,6 +9,7 @@ import click
 
 from pipelines.cli_base import Command, UserError, needs
 from pipelines.cli_checks import (
+    RUN_SCRATCH,
     _checkpoint_errors,
     _new_file,
     _one_line,
@@ -70,7 +71,8 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
                       lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
                       ckpt_every=ckpt_every, init=init, residual=residual)
     try:
-        result = run_train(shards, out, cfg, resume=resume)
+        with removed_if_failed(out, RUN_SCRATCH):
+            result = run_train(shards, out, cfg, resume=resume)
     except (TrainError, *_checkpoint_errors(), *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
@@ -126,8 +128,7 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, ove
 @needs("torch")
 def refine(image, depth, mask, checkpoint, out, depth_kind, overwrite):
     """Refine a monocular depth map along a mask's edges, at the input resolution."""
-    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"), overwrite)
-    check_outputs([("--out", out, "file")], [image, depth, mask, checkpoint], overwrite)
+    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"), overwrite, [image, depth, mask, checkpoint])
     from trainer.infer import InputError, refine_files
     try:
         click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
