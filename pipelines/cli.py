@@ -55,9 +55,9 @@ def _index_list(text: str, out: str) -> list[int]:
     """--only's indices, checked against the store's scene count before the list is made."""
     from scenes.store import StoreError, open_store
     try:
-        limit = open_store(out).n
-    except StoreError:
-        limit = MAX_SCENES  # no store there: scenes_run says so in its own words
+        limit = open_store(out).n  # --only re-renders scenes of an existing store
+    except StoreError as exc:
+        raise UserError(_one_line(exc)) from None
     try:
         return index_ranges(text, limit)
     except OutOfRange as exc:

@@ -118,6 +118,9 @@ CASES = [
     ("kins_images_into_store", ["export", "kins", "s.zarr", "--out", "k.json", "--images-dir", "s.zarr/imgs"], "here",
      2, ONTO),
     ("kins_exists", ["export", "kins", "s.zarr", "--out", "exists.json"], "here", 2, EXISTS),
+    ("kins_through_file_symlink", ["export", "kins", "s.zarr", "--out", "meta_link.json", "--overwrite"], "here", 2,
+     ONTO),
+    ("kins_through_folder_symlink", ["export", "kins", "s.zarr", "--out", "store_link/k.json"], "here", 2, ONTO),
     ("kins_out_is_images_dir", ["export", "kins", "s.zarr", "--out", "D", "--images-dir", "D"], "here", 2, SAME),
     ("kins_read_only", ["export", "kins", "s.zarr", "--out", "ro/k.json"], "ro", 2, RO),
     ("kins_images_read_only", ["export", "kins", "s.zarr", "--out", "k.json", "--images-dir", "ro/im"], "ro", 2, RO),
@@ -222,6 +225,8 @@ def work(tmp_path_factory):
     m[10:30, 20:40] = 255
     cv2.imwrite(str(w / "m.png"), m)
     (w / "nope.json").write_text('{"annotations": "nope"}')
+    (w / "meta_link.json").symlink_to(w / "s.zarr" / "zarr.json")
+    (w / "store_link").symlink_to(w / "s.zarr")
     (w / "cfg.json").write_text("{}")
     for name in ("exists.png", "exists.json", "exists.safetensors", "rep_existing/stats.md", "rep_ref/report.md",
                  "rep_am/report.json"):
@@ -272,6 +277,8 @@ def test_output_case(case, work, mounted_results):
         r = run_case(args, work)
     elif mounted_results is not None:
         r = mounted_results[name]
+    elif where == "ro" and os.geteuid() == 0:
+        pytest.skip("root ignores a chmod: a read-only folder needs a mount namespace (unshare -m)")
     elif where == "ro":
         _chmod_ro(work, True)
         try:
@@ -298,3 +305,27 @@ def test_every_writing_command_is_in_the_table():
     read_only = {"info"}
     covered = {" ".join(a[:2]) if a[0] in ("import", "train", "eval", "export") else a[0] for _, a, *_ in CASES}
     assert commands - read_only <= covered, sorted(commands - read_only - covered)
+
+
+def test_failed_writes_leave_the_old_file_and_no_temporary(tmp_path):
+    import errno
+
+    from scenes.atomic import WriteError, replacing, write_image, write_text
+    old = write_text(tmp_path / "a.json", '{"old": 1}')
+    with pytest.raises(WriteError, match="No space left"):
+        with replacing(old) as tmp:
+            tmp.write_text('{"ne')  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    for bad in ("b.xyz", "c.png"):  # no encoder for the extension; nothing to encode
+        with pytest.raises(WriteError, match=bad):
+            write_image(tmp_path / bad, np.zeros((4, 4, 3) if bad == "b.xyz" else (0, 0), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"] and old.read_text() == '{"old": 1}'
+
+
+def test_ranges_are_checked_before_they_are_expanded():
+    from pipelines.cli_checks import OutOfRange, index_ranges
+    assert index_ranges("0-2,5", 6) == [0, 1, 2, 5]
+    with pytest.raises(OutOfRange, match="9999999999"):
+        index_ranges("0-9999999999", 3)  # refused at once, not after 80 GB of list
+    with pytest.raises(OutOfRange):
+        index_ranges("-1", 3)
