@@ -3,6 +3,7 @@ becomes one line on stderr with exit status 2 (pipelines/cli.py uses these)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
@@ -68,6 +69,8 @@ def _last_resort(exc: BaseException) -> click.ClickException | None:
     from pipelines.cluster import ClusterError
     from scenes.atomic import WriteError
     from scenes.safety import StoreError
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+        return UserError(_one_line(exc))  # a path the user gave that is not there
     if isinstance(exc, (WriteError, OSError)):
         return Fault(_one_line(exc))
     if isinstance(exc, (StoreError, ClusterError)):
