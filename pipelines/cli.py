@@ -9,12 +9,15 @@ from pipelines.cli_base import Command
 from pipelines.cli_checks import (
     MAX_SAMPLES,
     MAX_SCENES,
+    RUN_SAMPLES,
+    RUN_SCENES,
     OneLineErrors,
+    OutOfRange,
     UserError,
     _new_file,
-    _not_onto_inputs,
     _one_line,
     _store_errors,
+    check_outputs,
     index_ranges,
 )
 from pipelines.cluster import ClusterError
@@ -48,9 +51,17 @@ def cli():
     """
 
 
-def _index_list(text: str) -> list[int]:
+def _index_list(text: str, out: str) -> list[int]:
+    """--only's indices, checked against the store's scene count before the list is made."""
+    from scenes.store import StoreError, open_store
     try:
-        return index_ranges(text)
+        limit = open_store(out).n  # --only re-renders scenes of an existing store
+    except StoreError as exc:
+        raise UserError(_one_line(exc)) from None
+    try:
+        return index_ranges(text, limit)
+    except OutOfRange as exc:
+        raise UserError(f"--only: {exc} of {out}") from None
     except ValueError:
         raise UserError(f"--only expects indices like 17 or 3,5,10-12, got '{text}'") from None
 
@@ -95,9 +106,10 @@ def _index_list(text: str) -> list[int]:
               help="Restart a worker whose memory exceeds this many MiB after a task; 0 = no limit.")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failing task before its scenes go to the store's failure log.")
+@click.option("--force", is_flag=True, help=f"Allow --n above {RUN_SCENES:,} (a store holds at most {MAX_SCENES:,}).")
 def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume,
            allow_blender_change, only, frames_per_layout, scheduler, workers, threads_per_worker, blender_mode,
-           recycle_after, max_rss_mib, retries):
+           recycle_after, max_rss_mib, retries, force):
     """Render N procedural scenes with RGB, depth, instance, semantic, amodal and normal maps.
 
     \b
@@ -125,7 +137,10 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
             raise UserError(str(exc)) from None
     if n > MAX_SCENES:
         raise UserError(f"--n {n} is more scenes than one store holds (at most {MAX_SCENES:,}); split the run")
-    _not_onto_inputs(out, [*config_files, assets_dir])
+    if n > RUN_SCENES and not force:
+        raise UserError(f"--n {n} is more than {RUN_SCENES:,} scenes (weeks of rendering, terabytes); "
+                        "add --force if that is meant")
+    check_outputs([("--out", out, "store")], [*config_files, assets_dir])
     extra = list(overrides)
     if scenario:
         extra.insert(0, f"scene.scenario={scenario}")
@@ -139,7 +154,7 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
         cfg = build_config(preset, config_files, extra)
         if cfg["assets"]["dir"] and only is None:
             cfg = scenes_run.index_assets(cfg)
-        indices = _index_list(only) if only is not None else None
+        indices = _index_list(only, out) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
                               cluster=cluster, allow_blender_change=allow_blender_change).code
     except (ConfigError, scenes_run.RunError, ClusterError, *_store_errors()) as exc:
@@ -164,7 +179,9 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing shard store.")
 @click.option("--resume", is_flag=True, help="Build only the shards not yet done.")
-def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, scheduler, overwrite, resume):
+@click.option("--force", is_flag=True,
+              help=f"Allow --samples above {RUN_SAMPLES:,} (a shard store holds at most {MAX_SAMPLES:,}).")
+def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, scheduler, overwrite, resume, force):
     """Composited, perturbed training shards for the layered depth refiner (maskdepth §3.1).
 
     \b
@@ -184,7 +201,10 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
         raise UserError("--resume and --overwrite contradict each other")
     if samples > MAX_SAMPLES:
         raise UserError(f"--samples {samples} is more than one shard store holds (at most {MAX_SAMPLES:,})")
-    _not_onto_inputs(out, sources)
+    if samples > RUN_SAMPLES and not force:
+        raise UserError(f"--samples {samples} is more than {RUN_SAMPLES:,} (terabytes of shards); "
+                        "add --force if that is meant")
+    check_outputs([("--out", out, "store")], sources)
     over = {"shard_size": shard_size}
     if mask_mix:
         try:
@@ -234,10 +254,14 @@ def rgbd(src, out, overwrite, depth_scale, depth_kind, sky_value):
       gen import rgbd mydata/ --out mydata.zarr
       gen shards mydata.zarr --out train.zarr --mask-mix '{"object": 0.7, "sky": 0.3}'
     """
+    import math
+
     from composer.rgbd_import import RGBDImportError, import_rgbd
     from scenes.store import StoreError
 
-    _not_onto_inputs(out, [src])
+    if sky_value is not None and not math.isfinite(sky_value):
+        raise UserError(f"--sky-value must be a finite number, not {sky_value}")
+    check_outputs([("--out", out, "store")], [src])
     try:
         n = import_rgbd(src, out, overwrite=overwrite, depth_scale=depth_scale, depth_kind=depth_kind,
                         sky_value=sky_value)
@@ -271,8 +295,7 @@ def preview(store, out, rows, width, overwrite):
     shard store: I' | M | D' | D1 | D2 | P(D')
     """
     from pipelines import inspect_store
-    _new_file(out, (".png", ".jpg", ".jpeg"), overwrite)
-    _not_onto_inputs(out, [store], replaces=False)
+    _new_file(out, (".png", ".jpg", ".jpeg"), overwrite, [store])
     try:
         path = inspect_store.preview(store, out, rows=rows, width=width)
     except _store_errors() as exc:

@@ -7,6 +7,11 @@ from pathlib import Path
 import click
 
 from pipelines.cli_base import Command, UserError, needs
+from pipelines.cli_checks import RUN_SCRATCH, check_outputs, folder_files, removed_if_failed
+
+# Input sides above this are refused: a 4096x4096 image through Mask R-CNN already needs
+# tens of GB for activations; 100000x100000 would try to allocate terabytes.
+MAX_SIDE = 4096
 
 
 def _scene_list(first, more) -> list[str]:
@@ -26,6 +31,8 @@ def _size(text):
         raise UserError(f"--size expects WIDTHxHEIGHT like 640x360, got '{text}'") from None
     if w < 32 or h < 32:
         raise UserError(f"--size {text} is too small (at least 32x32)")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise UserError(f"--size {text} is too large (at most {MAX_SIDE}x{MAX_SIDE}: memory)")
     return [w, h]
 
 
@@ -73,8 +80,14 @@ def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, oc
       torchrun --nproc-per-node 8 -m pipelines.cli train amodal --scenes s3://b/rgsd.zarr --model r50 --out runs/r50
       gen train amodal --scenes street.zarr --out runs/a1 --resume
     """
+    import math
+
     from trainer.amodal_train import AmodalTrainConfig, TrainError
     from trainer.amodal_train import train as run_train
+    if not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"--lr must be a positive number, not {lr}")
+    stores = _scene_list(scene_stores, more_scenes)
+    check_outputs([("--out", out, "dir")], [*stores, init])
     cfg = AmodalTrainConfig(model=model, inputs=[k.strip() for k in inputs.split(",") if k.strip()],
                             occlusion_edge=occlusion_edge, depth_roi=depth_roi,
                             classes=[c.strip() for c in classes.split(",") if c.strip()], input_size=_size(size_text),
@@ -82,7 +95,8 @@ def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, oc
                             degrade=degrade, min_visible_area=min_visible_area, seed=seed,
                             loader_workers=loader_workers, ckpt_every=ckpt_every, init=init)
     try:
-        result = run_train(_scene_list(scene_stores, more_scenes), out, cfg, resume=resume)
+        with removed_if_failed(out, RUN_SCRATCH):
+            result = run_train(stores, out, cfg, resume=resume)
     except TrainError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
@@ -99,8 +113,9 @@ def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, oc
 @click.option("--min-visible-area", type=click.IntRange(min=0), default=16, show_default=True,
               help="Visible tasks count instances (and predictions) with at least this many visible pixels.")
 @click.option("--overlays", type=click.IntRange(min=0), default=4, show_default=True, help="Overlay PNGs to write.")
+@click.option("--overwrite", is_flag=True, help="Replace the report files of an earlier run in --out.")
 @needs("torch", "torchvision")
-def eval_amodal(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade, min_visible_area, overlays):
+def eval_amodal(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade, min_visible_area, overlays, overwrite):
     """COCO AP/AR (stock pycocotools) of amodal and visible masks and boxes, per class, and amodal AP
     on occluded instances only (visible fraction < 0.9, < 0.5): report.md, report.json, overlays.
 
@@ -109,9 +124,13 @@ def eval_amodal(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade,
       gen eval amodal runs/a1/best.pt --scenes test.zarr --out report/
     """
     from trainer.amodal_eval import InputError, evaluate
+    stores = _scene_list(scene_stores, more_scenes)
+    names = ["report.json", "report.md", *(f"overlay_{n}.png" for n in range(min(overlays, max_scenes)))]
+    check_outputs([("--out", out, "dir"), *folder_files("--out", out, names)], [checkpoint, *stores], overwrite)
     try:
-        report = evaluate(checkpoint, _scene_list(scene_stores, more_scenes), out, max_scenes=max_scenes,
-                          degrade=degrade, min_visible_area=min_visible_area, overlays=overlays)
+        with removed_if_failed(out):
+            report = evaluate(checkpoint, stores, out, max_scenes=max_scenes, degrade=degrade,
+                              min_visible_area=min_visible_area, overlays=overlays)
     except InputError as exc:
         raise UserError(str(exc)) from None
     click.echo((Path(out) / "report.md").read_text())
@@ -127,15 +146,18 @@ def eval_amodal(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade,
 @click.option("--depth-kind", type=click.Choice(["depth", "inverse"]), default="depth", show_default=True)
 @click.option("--normals", default=None, help="Camera-space normals (.npy, H x W x 3) for models trained on true normals.")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing files at --out and its overlay.")
 @needs("torch", "torchvision")
-def segment(image, depth, checkpoint, out, depth_kind, normals, min_score):
+def segment(image, depth, checkpoint, out, depth_kind, normals, min_score, overwrite):
     """Amodal and visible instance masks of a photo with its depth map.
 
     \b
     Example:
       gen segment photo.png --depth photo_depth.png --checkpoint runs/a1/best.pt --out seg.json
     """
-    from trainer.amodal_eval import InputError, segment_files
+    from trainer.amodal_eval import InputError, overlay_path, segment_files
+    check_outputs([("--out", out, "file"), ("the overlay", str(overlay_path(out)), "file")],
+                  [image, depth, checkpoint, normals], overwrite)
     try:
         js, png = segment_files(image, depth, checkpoint, out, normals=normals, depth_kind=depth_kind,
                                 min_score=min_score)

@@ -29,9 +29,22 @@ def _strings(values):
             yield from _strings(v)
 
 
+def _not_finite(command: click.Command, params: dict) -> str | None:
+    """The first float option given NaN or an infinity (click's FloatRange lets NaN through:
+    every comparison with it is false)."""
+    import math
+    for p in command.params:
+        v = params.get(p.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{p.opts[-1]} must be a finite number, not {v}"
+    return None
+
+
 class Command(click.Command):
     def invoke(self, ctx):
         from pipelines.requires import MissingDependency, require, require_for_urls
+        if problem := _not_finite(self, ctx.params):
+            raise UserError(problem)
         try:
             for dist in getattr(self.callback, "rgsd_needs", ()):
                 require(dist, ctx.command_path)

@@ -2,8 +2,6 @@
 the ``export`` and ``eval`` groups of pipelines/cli.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 
@@ -32,17 +30,18 @@ def eval_order(pred, scene_store, out, overwrite):
     """
     import json as _json
 
-    from pipelines.export_common import ExportError, check_output
+    from pipelines.cli_checks import check_outputs
+    from pipelines.export_common import ExportError
     from pipelines.export_order import evaluate, report_text
+    from scenes.atomic import write_text
+    check_outputs([("--out", out, "file")], [pred, scene_store], overwrite)
     try:
-        if out:
-            check_output(out, overwrite)
         m = evaluate(pred, scene_store)
     except ExportError as exc:
         raise _user_error(exc) from None
-    click.echo(report_text(m))
     if out:
-        Path(out).write_text(_json.dumps(m, indent=1))
+        write_text(out, _json.dumps(m, indent=1))
+    click.echo(report_text(m))
 
 
 def _export_options(f):
@@ -67,8 +66,10 @@ def _export_options(f):
 
 
 def _run_export(kind, store, out, masks, **kw):
+    from pipelines.cli_checks import check_outputs
     from pipelines.export_coco import export
     from pipelines.export_common import ExportError
+    check_outputs([("--out", out, "file"), ("--images-dir", kw["images_dir"], "dir")], [store], kw["overwrite"])
     try:
         export(store, out, kind=kind, masks=masks, **kw)
     except ExportError as exc:
@@ -124,8 +125,10 @@ def export_instaorder(store, out, classes, scenes, overwrite):
     Example:
       gen export instaorder street.zarr --out street_order.json
     """
+    from pipelines.cli_checks import check_outputs
     from pipelines.export_common import ExportError
     from pipelines.export_order import export
+    check_outputs([("--out", out, "file")], [store], overwrite)
     try:
         export(store, out, classes=classes, scenes=scenes, overwrite=overwrite)
     except ExportError as exc:

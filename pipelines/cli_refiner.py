@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from pipelines.cli_base import Command, UserError, needs
-from pipelines.cli_checks import _checkpoint_errors, _new_file, _not_onto_inputs, _one_line, _store_errors
+from pipelines.cli_checks import (
+    RUN_SCRATCH,
+    _checkpoint_errors,
+    _new_file,
+    _one_line,
+    _store_errors,
+    check_outputs,
+    folder_files,
+    removed_if_failed,
+)
 
 
 @click.command("refiner", cls=Command)
@@ -51,7 +60,7 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
         raise UserError(f"--lr must be a positive number, not {lr}")
     if init is not None and not Path(init).is_file():
         raise UserError(f"--init: no file at {init}")
-    _not_onto_inputs(out, [shards, init], replaces=False)
+    check_outputs([("--out", out, "dir")], [shards, init])
     try:
         open_shards(shards)
     except StoreError as exc:
@@ -62,7 +71,8 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
                       lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
                       ckpt_every=ckpt_every, init=init, residual=residual)
     try:
-        result = run_train(shards, out, cfg, resume=resume)
+        with removed_if_failed(out, RUN_SCRATCH):
+            result = run_train(shards, out, cfg, resume=resume)
     except (TrainError, *_checkpoint_errors(), *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
@@ -77,8 +87,9 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
 @click.option("--initial", type=click.Choice(["perturb", "smooth"]), default="perturb", show_default=True,
               help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the report files of an earlier run in --out.")
 @needs("torch")
-def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
+def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, overwrite):
     """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
 
     \b
@@ -87,7 +98,8 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
     """
     from scenes.store import open_store
     from trainer.infer import InputError
-    _not_onto_inputs(out, [checkpoint, direct, *scene_stores], replaces=False)
+    check_outputs([("--out", out, "dir"), *folder_files("--out", out, ["report.md", "report.csv"])],
+                  [checkpoint, direct, *scene_stores], overwrite)
     for ck in (checkpoint, direct):
         if ck is not None and not Path(ck).is_file():
             raise UserError(f"no checkpoint at {ck}")
@@ -95,7 +107,9 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
         for u in scene_stores:
             open_store(u)
         from trainer.evaluate import evaluate
-        table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes)
+        with removed_if_failed(out):
+            table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial,
+                             max_scenes=max_scenes)
     except (InputError, *_checkpoint_errors(), *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     click.echo((Path(out) / "report.md").read_text())
@@ -110,11 +124,11 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
 @click.option("--out", required=True, help="Refined depth, same format family as --depth (.png/.npy/.pfm).")
 @click.option("--depth-kind", type=click.Choice(["depth", "inverse"]), default="depth", show_default=True,
               help="Whether --depth holds depth or inverse depth (disparity).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
 @needs("torch")
-def refine(image, depth, mask, checkpoint, out, depth_kind):
+def refine(image, depth, mask, checkpoint, out, depth_kind, overwrite):
     """Refine a monocular depth map along a mask's edges, at the input resolution."""
-    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"))
-    _not_onto_inputs(out, [image, depth, mask, checkpoint], replaces=False)
+    _new_file(out, (".png", ".npy", ".pfm", ".tif", ".tiff"), overwrite, [image, depth, mask, checkpoint])
     from trainer.infer import InputError, refine_files
     try:
         click.echo(f"wrote {refine_files(image, depth, mask, checkpoint, out, depth_kind)}")
@@ -135,8 +149,11 @@ def export_weights(checkpoint, out, overwrite):
     Example:
       gen export weights runs/r1/best.pt --out refiner.safetensors   # + refiner.json
     """
-    from trainer.checkpoint import CheckpointError, export_safetensors
-    _not_onto_inputs(out, [checkpoint], replaces=False)
+    from trainer.checkpoint import CheckpointError, export_safetensors, sidecar_path
+    if Path(out).suffix != ".safetensors":
+        raise UserError(f"--out {out} must end in .safetensors")
+    check_outputs([("--out", out, "file"), ("the JSON sidecar", str(sidecar_path(out)), "file")], [checkpoint],
+                  overwrite)
     try:
         weights, side = export_safetensors(checkpoint, out, overwrite=overwrite)
     except CheckpointError as exc:

@@ -32,8 +32,11 @@ def stats(stores, out, pixels, spec_sample, no_plots, overwrite):
     """
     from pathlib import Path
 
+    from pipelines.cli_checks import check_outputs, folder_files, removed_if_failed
     from pipelines.stats import StatsError, open_for_stats, summarise
 
+    check_outputs([("--out", out, "dir"), *folder_files("--out", out, ["stats.json", "stats.md"])], stores,
+                  overwrite=True)  # the folder's own rule, below
     d = Path(out)
     if d.exists() and any(d.iterdir()) and not overwrite:
         raise UserError(f"{out} already holds files (use --overwrite to write the report into it)")
@@ -51,7 +54,8 @@ def stats(stores, out, pixels, spec_sample, no_plots, overwrite):
             click.echo("warning: matplotlib is not installed: no PNG plots (pip install matplotlib)", err=True)
             with_plots = False
     from pipelines.stats_report import derived, write
-    write(summaries, out, with_plots=with_plots)
+    with removed_if_failed(out):
+        write(summaries, out, with_plots=with_plots)
     for s in summaries:
         t, k = s["tables"], derived(s)
         occluded, hidden = 100 * (t["occluded_share_of_visible"] or 0), 100 * (t["wholly_hidden_share"] or 0)

@@ -36,6 +36,17 @@ def default_layout(render_cfg: dict | None = None, cores: int | None = None, wor
     return max(1, cores // threads), threads
 
 
+def _not_compute_failed(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Compute Failed")
+
+
+def quiet_task_failures(worker=None) -> None:
+    """In a LocalCluster worker: drop distributed's multi-line 'Compute Failed' log record
+    (a traceback on the user's terminal per failed task).  The runners report task failures
+    themselves, in one line, and keep each task's message in the store's failure log."""
+    logging.getLogger("distributed.worker").addFilter(_not_compute_failed)
+
+
 class ClusterError(RuntimeError):
     """A Dask cluster that cannot be reached or started (one line for the user)."""
 
@@ -104,6 +115,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
                                resources={"render": 1}, memory_limit=memory_limit,
                                dashboard_address="127.0.0.1:0", silence_logs=40)
         client = Client(cluster)
+        _register_quiet(client)
         if not quiet:
             each = f" x {threads_per_worker} Cycles threads" if (threads_per_worker or 1) > 1 else ""
             print(f"dask: LocalCluster with {n} worker process(es){each}, dashboard {client.dashboard_link}",
@@ -120,6 +132,18 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
         cluster.close()
     finally:
         multiprocessing.set_executable(sys.executable)
+
+
+def _register_quiet(client) -> None:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class QuietTaskFailures(WorkerPlugin):
+        name = "rgsd-quiet-task-failures"
+
+        def setup(self, worker):
+            quiet_task_failures(worker)
+
+    client.register_plugin(QuietTaskFailures())
 
 
 def _sigint_ignoring_python() -> str:

@@ -194,12 +194,11 @@ def _write_image(rgb: np.ndarray, folder: str, i: int, ext: str) -> None:
     import os
 
     import cv2
+
+    from scenes.atomic import write_image
     path = os.path.join(folder, FILE_NAME.format(scene=i, ext=ext))
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    tmp = f"{path}.partial.{ext}"
-    if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1]), params):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    write_image(path, rgb[..., ::-1], params)
 
 
 def export(url: str, out: str, *, kind: str, masks: str = "amodal", classes: str | None = None,

@@ -22,10 +22,14 @@ def open_scenes(url: str, mode: str = "r") -> scene_store.SceneStore:
         raise ExportError(str(exc)) from None
 
 
-def parse_ranges(text: str, option: str = "--scenes") -> list[int]:
-    from pipelines.cli_checks import index_ranges
+def parse_ranges(text: str, option: str = "--scenes", limit: int | None = None, url: str = "") -> list[int]:
+    """The indices ``text`` names; with ``limit``, any outside 0..limit-1 is refused before
+    the list is made."""
+    from pipelines.cli_checks import OutOfRange, index_ranges
     try:
-        out = index_ranges(text)
+        out = index_ranges(text, limit)
+    except OutOfRange as exc:
+        raise ExportError(f"{option}: {exc}{' of ' + url if url else ''}") from None
     except ValueError:
         raise ExportError(f"{option} expects indices like 17 or 0-999,1200, got '{text}'") from None
     if not out:
@@ -39,10 +43,7 @@ def select_scenes(st, scenes: str | None) -> tuple[list[int], int]:
     if scenes is None:
         wanted = np.arange(st.n)
     else:
-        wanted = np.unique(parse_ranges(scenes))
-        bad = wanted[(wanted < 0) | (wanted >= st.n)]
-        if len(bad):
-            raise ExportError(f"--scenes: scene {int(bad[0])} is outside 0..{st.n - 1} of {st.url}")
+        wanted = np.unique(parse_ranges(scenes, limit=st.n, url=st.url))
     keep = [int(i) for i in wanted if done[i]]
     if not keep:
         raise ExportError(f"{st.url} has no finished scenes among those asked for")
@@ -87,25 +88,40 @@ def check_images_dir(path: str | None, overwrite: bool) -> None:
 
 
 class AtomicText:
-    """A text file written under a temporary name and renamed into place on success, so an
-    error or Ctrl-C leaves no partial output behind."""
+    """A text file written piece by piece under a temporary name and renamed into place on
+    success (scenes.atomic.replacing), so an error, a full disk or Ctrl-C leaves no partial
+    output behind."""
 
     def __init__(self, path: str):
         self.path = path
-        self.tmp = f"{path}.partial-{os.getpid()}"
         self.f = None
 
     def __enter__(self):
-        self.f = open(self.tmp, "w", encoding="utf-8")
+        from scenes.atomic import replacing
+        self._ctx = replacing(self.path)
+        tmp = self._ctx.__enter__()
+        try:
+            self.f = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        except BaseException:
+            self._ctx.__exit__(*sys.exc_info())
+            raise
         return self.f
 
     def __exit__(self, exc_type, exc, tb):
-        self.f.close()
+        import contextlib
         if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            Path(self.tmp).unlink(missing_ok=True)
-        return False
+            try:
+                self.f.flush()
+                os.fsync(self.f.fileno())  # a full disk may show only here
+                self.f.close()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self.f.close()
+                return self._ctx.__exit__(*sys.exc_info())
+            return self._ctx.__exit__(None, None, None)
+        with contextlib.suppress(OSError):
+            self.f.close()
+        return self._ctx.__exit__(exc_type, exc, tb)
 
 
 def batches(indices: list[int], size: int) -> list[list[int]]:
@@ -119,8 +135,11 @@ def run_ordered(fn, jobs: list, *, workers: int | None, scheduler: str | None, o
     the output does not depend on the worker count.  Memory stays bounded by the window."""
     from tqdm import tqdm
 
+    if scheduler:  # refused at once, before a progress bar shows
+        from pipelines.cluster import reachable
+        reachable(scheduler)
     total = sum(unit_count(j) for j in jobs)
-    bar = tqdm(total=total, unit="scene", desc=desc, dynamic_ncols=True, file=sys.stderr, smoothing=0.05)
+    bar = tqdm(total=total, unit="scene", desc=desc, dynamic_ncols=True, file=sys.stderr, smoothing=0.05, leave=False)
     try:
         if workers == 0 and not scheduler:
             for job in jobs:
@@ -165,5 +184,8 @@ def run_ordered(fn, jobs: list, *, workers: int | None, scheduler: str | None, o
             except BaseException:
                 client.cancel([f for _, f in futures.values()])
                 raise
+    except BaseException:
+        bar.leave = False  # the error line alone, not a stalled bar above it
+        raise
     finally:
         bar.close()

@@ -106,7 +106,7 @@ def export(url: str, out: str, *, classes: str | None = None, scenes: str | None
     with AtomicText(out) as f:
         f.write(json.dumps({"info": info, "categories": cats}, separators=(",", ":"))[:-1])
         f.write(',"annotations":[')
-        for n, i in enumerate(tqdm(todo, unit="scene", desc="export-instaorder", file=sys.stderr,
+        for n, i in enumerate(tqdm(todo, unit="scene", desc="export-instaorder", file=sys.stderr, leave=False,
                                    dynamic_ncols=True)):
             s = st.read_scene(i, READ)
             k = int(s["num_instances"])
@@ -169,6 +169,8 @@ def evaluate(pred_path: str, url: str) -> dict:
         with open(pred_path, encoding="utf-8") as fh:
             pred = json.load(fh)
         entries = pred["annotations"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TypeError("'annotations' must be a list of objects")
     except FileNotFoundError:
         raise ExportError(f"no prediction file {pred_path}") from None
     except (ValueError, KeyError, TypeError) as exc:

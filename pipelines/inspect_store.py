@@ -129,8 +129,8 @@ def preview_shards(url: str, out: str, rows: int, width: int) -> str:
         row = np.concatenate([block["rgb"][k].transpose(1, 2, 0), m, dep(block["depth"][k]), dep(block["depth1"][k]),
                               dep(block["depth2"][k]), dep(block["perturbed"][k])], 1)
         tiles.append(cv2.resize(row, (6 * width, width), interpolation=cv2.INTER_NEAREST))
-    from PIL import Image
-    Image.fromarray(np.concatenate(tiles, 0)).save(out)
+    from scenes.atomic import write_rgb
+    write_rgb(out, np.concatenate(tiles, 0))
     return out
 
 
@@ -155,7 +155,6 @@ def preview(url: str, out: str, rows: int = 4, width: int = 320) -> str:
         row = np.concatenate([rgb, depth_image(s["depth"]), inst, outl], 1)
         h = int(round(row.shape[0] * (4 * width) / row.shape[1]))
         tiles.append(cv2.resize(row, (4 * width, h), interpolation=cv2.INTER_NEAREST))
-    sheet = np.concatenate(tiles, 0)
-    from PIL import Image
-    Image.fromarray(sheet).save(out)
+    from scenes.atomic import write_rgb
+    write_rgb(out, np.concatenate(tiles, 0))
     return out

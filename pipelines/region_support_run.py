@@ -65,7 +65,13 @@ def region_task(job: tuple) -> int:
 
 def run(url: str, *, scenes: str | None = None, bins: int = 10, connectivity: int = 8, workers: int | None = None,
         scheduler: str | None = None, overwrite: bool = False, batch: int = 8) -> dict:
+    from scenes.safety import writable
+    if scheduler:  # refused before the store gets its new arrays
+        from pipelines.cluster import reachable
+        reachable(scheduler)
     st = open_scenes(url, mode="r+")
+    if writable(url):
+        raise ExportError(f"cannot write region support into {url}: {writable(url)} is read-only")
     todo, skipped = select_scenes(st, scenes)
     params = {"bins": int(bins), "connectivity": int(connectivity)}
     _arrays(st, params, overwrite)

@@ -94,13 +94,20 @@ def failure_message(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"
 
 
-def update_failure_log(group, failures: dict, done) -> None:
+def update_failure_log(group, failures: dict, done, tolerate: bool = False) -> str | None:
     """The store's failure log (a group attribute, driver only): entries of items now done
-    go, this run's failures come in."""
+    go, this run's failures come in.  With ``tolerate``, a log that cannot be written (the
+    disk that failed the tasks is full) returns why instead of raising."""
     log = {k: v for k, v in dict(group.attrs.get("failures", {})).items() if not done[int(k)]}
     log.update({str(i): msg for i, msg in failures.items()})
-    if log or "failures" in group.attrs:
-        group.attrs["failures"] = log
+    try:
+        if log or "failures" in group.attrs:
+            group.attrs["failures"] = log
+    except OSError as exc:
+        if not tolerate:
+            raise
+        return exc.strerror or str(exc)
+    return None
 
 
 def execute(fn: Callable, tasks: Iterable[Task], shared: tuple, opts: ClusterOptions, *,

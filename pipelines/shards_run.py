@@ -171,7 +171,7 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, see
     finally:
         bar.close()
         done = st.done()
-        runner.update_failure_log(st.group, failures, done)
+        log_error = runner.update_failure_log(st.group, failures, done, tolerate=True)
         runner.disarm()  # after the flags are written: a second Ctrl-C until then exits at once
     nd = int(done.sum())
     wall = time.perf_counter() - t0
@@ -179,11 +179,13 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, see
         runner.print_err(f"\n{runner.interrupted_line(nd, n_shards, 'shards')}")
         return RunResult(130, nd, n_shards, wall, failures, results)
     n = sum(r.get("samples", 0) for r in results)
-    print(f"{out_url}: {nd}/{n_shards} shards ({st.n_samples} samples) done; "
-          f"{n / wall:.0f} samples/s", file=sys.stderr)
-    if failures:
+    if failures:  # one line: the failures and what was done
         first = next(iter(failures.items()))
-        print(f"error: {len(failures)} shard(s) failed (shard {first[0]}: {first[1]}); "
-              f"see 'gen info {out_url}', fix, then --resume", file=sys.stderr)
+        where = f"see 'gen info {out_url}'" if log_error is None else f"failure log not written: {log_error}"
+        print(f"error: {len(failures)} shard(s) failed (shard {first[0]}: {first[1]}), {nd}/{n_shards} done; "
+              f"{where}, fix, then --resume", file=sys.stderr)
         code = 1
+    else:
+        print(f"{out_url}: {nd}/{n_shards} shards ({st.n_samples} samples) done; "
+              f"{n / wall:.0f} samples/s", file=sys.stderr)
     return RunResult(code, nd, n_shards, wall, failures, results)

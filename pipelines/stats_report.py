@@ -185,8 +185,13 @@ def plots(summaries: list[dict], labels: list[str], out: Path) -> list[Path]:
         p = out / f"{name}.png"
         # fixed margins, not tight_layout: the layout pass costs more than drawing (40k-scene budget)
         fig.subplots_adjust(left=0.08, right=0.98, bottom=bottom, top=0.9, wspace=0.25, hspace=0.6)
-        fig.savefig(p, dpi=90)
+        import io
+
+        from scenes.atomic import write_bytes
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=90, format="png")
         plt.close(fig)
+        write_bytes(p, buf.getvalue())
         written.append(p)
 
     ts = [s["tables"] for s in summaries]
@@ -276,6 +281,7 @@ def plots(summaries: list[dict], labels: list[str], out: Path) -> list[Path]:
 
 def write(summaries: list[dict], out: str, with_plots: bool = True) -> list[Path]:
     """stats.json, stats.md, brightness_<label>.csv (with --pixels) and the PNGs in ``out``."""
+    from scenes.atomic import write_text
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     labels = labels_for([s["store"] for s in summaries])
@@ -286,16 +292,16 @@ def write(summaries: list[dict], out: str, with_plots: bool = True) -> list[Path
         if "brightness" in s:
             b = dict(s["brightness"])
             p = d / f"brightness_{lab.replace('/', '_')}.csv"
-            p.write_text("scene,mean_luma\n" + "".join(f"{i},{v:.6f}\n" for i, v in zip(b.pop("scenes"), b.pop("mean_luma"))))
+            write_text(p, "scene,mean_luma\n" + "".join(f"{i},{v:.6f}\n" for i, v in zip(b.pop("scenes"), b.pop("mean_luma"))))
             written.append(p)
             s["brightness"] = b
         s["kins_comparable"] = derived(s)
         slim.append(s)
     p = d / "stats.json"
-    p.write_text(json.dumps({"kins": KINS, "definitions": DEFINITIONS, "stores": slim}, indent=1))
+    write_text(p, json.dumps({"kins": KINS, "definitions": DEFINITIONS, "stores": slim}, indent=1))
     written.append(p)
     p = d / "stats.md"
-    p.write_text(markdown(slim, labels))
+    write_text(p, markdown(slim, labels))
     written.append(p)
     if with_plots:
         written += plots(slim, labels, d)

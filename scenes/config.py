@@ -273,6 +273,11 @@ def validate(cfg: dict) -> None:
                 raise ConfigError(f"config key '{path}' must be a number, got {json.dumps(val)}")
             if isinstance(ref, int) and not isinstance(val, int):
                 raise ConfigError(f"config key '{path}' must be an integer, got {json.dumps(val)}")
+            if path.split(".")[0] in SCENARIOS:  # a scenario's sizes and counts: a road -5 m wide is a typo
+                size = any(w in path.rsplit(".", 1)[-1] for w in ("width", "length", "block", "lanes", "range"))
+                if val < 0 or (size and val == 0):
+                    raise ConfigError(f"config key '{path}' must be {'positive' if size else 'non-negative'}, "
+                                      f"got {json.dumps(val)}")
         elif isinstance(ref, bool) and not isinstance(val, bool):
             raise ConfigError(f"config key '{path}' must be true or false, got {json.dumps(val)}")
         elif isinstance(ref, str) and not isinstance(val, str):

@@ -101,9 +101,11 @@ def test_cli_errors_and_eval_and_refine(stores, tmp_path):
     assert res.shape == (50, 70)
     cv2.imwrite(str(tmp_path / "small.png"), mask[:20])
     r = gen("refine", str(tmp_path / "i.png"), "--depth", str(tmp_path / "d.png"), "--mask",
-            str(tmp_path / "small.png"), "--checkpoint", str(run / "last.pt"), "--out", str(out))
+            str(tmp_path / "small.png"), "--checkpoint", str(run / "last.pt"), "--out", str(out),
+            "--overwrite")
     assert r.exit_code == 2 and "mask is" in r.output
     cv2.imwrite(str(tmp_path / "empty.png"), mask * 0)
     r = gen("refine", str(tmp_path / "i.png"), "--depth", str(tmp_path / "d.png"), "--mask",
-            str(tmp_path / "empty.png"), "--checkpoint", str(run / "last.pt"), "--out", str(out))
+            str(tmp_path / "empty.png"), "--checkpoint", str(run / "last.pt"), "--out", str(out),
+            "--overwrite")
     assert r.exit_code == 2 and "empty" in r.output

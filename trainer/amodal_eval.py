@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import torch
 
+from scenes.atomic import write_rgb, write_text
 from trainer import checkpoint
 from trainer.amodal_coco import STAT_NAMES, mask_box, rle, score_all
 
@@ -102,12 +103,12 @@ def evaluate(ckpt: str, scene_urls, out_dir: str, *, max_scenes: int = 200, degr
         preds.append(p)
         if n < overlays:
             sheet = np.concatenate([draw(raw["rgb"], g, mc["classes"]), draw(raw["rgb"], p, mc["classes"])], 1)
-            cv2.imwrite(str(out / f"overlay_{n}.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+            write_rgb(out / f"overlay_{n}.png", sheet)
     res = score_all(gts, preds, mc["classes"], min_visible_area)
     report = {"checkpoint": str(ckpt), "scenes": list(scene_urls), "n_scenes": len(jobs), "model_config": mc,
               "depth_degrade": degrade, "min_visible_area": min_visible_area, "results": res}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown(report))
+    write_text(out / "report.json", json.dumps(report, indent=2))
+    write_text(out / "report.md", markdown(report))
     return report
 
 
@@ -177,10 +178,18 @@ def segment_files(image: str, depth: str, ckpt: str, out: str, *, normals: str |
               "box": [round(float(v), 1) for v in p["boxes"][k]], "amodal": rle(p["amodal"][k]),
               "visible": rle(p["visible"][k]), "amodal_area": int(p["amodal"][k].sum()),
               "visible_area": int(p["visible"][k].sum())} for k in keep]
-    out_p = Path(out)
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    out_p.write_text(json.dumps({"image": str(image), "width": rgb.shape[1], "height": rgb.shape[0],
-                                 "checkpoint": str(ckpt), "instances": insts}, indent=1))
-    png = out_p.with_suffix(".png")
-    cv2.imwrite(str(png), cv2.cvtColor(draw(rgb, p, mc["classes"], min_score), cv2.COLOR_RGB2BGR))
+    out_p, png = Path(out), overlay_path(out)
+    text = json.dumps({"image": str(image), "width": rgb.shape[1], "height": rgb.shape[0],
+                       "checkpoint": str(ckpt), "instances": insts}, indent=1)
+    write_rgb(png, draw(rgb, p, mc["classes"], min_score))
+    try:
+        write_text(out_p, text)
+    except BaseException:
+        png.unlink(missing_ok=True)  # the two come as a pair
+        raise
     return out_p, png
+
+
+def overlay_path(out) -> Path:
+    """The overlay PNG ``gen segment`` writes beside its JSON ``out``."""
+    return Path(out).with_suffix(".png")

@@ -191,7 +191,7 @@ def export_safetensors(path, out, *, overwrite: bool = False) -> tuple[Path, Pat
     metadata, so the weights file alone says what it is).  Returns both paths."""
     import json
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     out = Path(out)
     side = sidecar_path(out)
     if out.suffix != ".safetensors":
@@ -206,8 +206,11 @@ def export_safetensors(path, out, *, overwrite: bool = False) -> tuple[Path, Pat
     # safetensors refuses views and shared storage; contiguous copies are plain weights.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in ck["model"].items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata={"rgsd": text})
-    os.replace(tmp, out)
-    side.write_text(text + "\n")
+    from scenes.atomic import write_bytes, write_text
+    write_bytes(out, safetensors_bytes(state, metadata={"rgsd": text}))  # bytes first: a failed write is one WriteError
+    try:
+        write_text(side, text + "\n")
+    except BaseException:
+        out.unlink(missing_ok=True)  # the two come as a pair
+        raise
     return out, side

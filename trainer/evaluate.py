@@ -22,6 +22,7 @@ import numpy as np
 
 from composer import ops
 from composer.depth_space import DEPTH_SCALE
+from scenes.atomic import write_image
 from trainer import metrics
 
 # R3 thresholds in this space: 0.05 m^-1 (MiDaS/MaskDepth, first: the tables lead with it) and 0.05.
@@ -118,7 +119,7 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
             img = np.zeros(gain.shape + (3,), np.uint8)
             img[..., 1] = np.clip(gain, 0, 1) * 255
             img[..., 2] = np.clip(-gain, 0, 1) * 255
-            cv2.imwrite(str(out / f"improvement_{n:02d}.png"), img)
+            write_image(out / f"improvement_{n:02d}.png", img)
     table = [summarise(name, rs) for name, rs in rows.items() if rs]
     _write(out, table, degradation, checkpoint)
     return table
@@ -156,11 +157,15 @@ def _cell(row: dict, key: str) -> str:
 
 
 def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> None:
+    import io
+
+    from scenes.atomic import write_text
     keys = ["method", "scenes", *R3_THRESHOLDS, *METRICS]
-    with open(out / "report.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, keys)
-        w.writeheader()
-        w.writerows(table)
+    f = io.StringIO(newline="")
+    w = csv.DictWriter(f, keys)
+    w.writeheader()
+    w.writerows(table)
+    write_text(out / "report.csv", f.getvalue())
     lines = [f"# Refiner evaluation ({checkpoint}, initial depth: {degradation})", "",
              f"Depth space: inverse depth {DEPTH_SCALE:g} * min(1, 1 m / z), i.e. {DEPTH_SCALE:g}/z: MBE and RMSE "
              f"are in its units, {DEPTH_SCALE:g}x the same errors in 1/m (MiDaS/MaskDepth scale).  R3 higher is "
@@ -172,4 +177,4 @@ def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> N
              "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in table:
         lines.append("| " + " | ".join(_cell(r, k) for k in keys) + " |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -94,16 +94,22 @@ def read_pfm(path) -> np.ndarray:
 
 
 def write_depth(path: str, depth: np.ndarray, like: np.ndarray) -> None:
+    """Written whole or not at all (scenes.atomic): a full disk or a read-only folder is a
+    WriteError, never a half-written file or a silent no-op."""
+    import io
+
+    from scenes.atomic import write_bytes, write_image
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        np.save(path, depth.astype(np.float32))
+        buf = io.BytesIO()
+        np.save(buf, depth.astype(np.float32))
+        write_bytes(path, buf.getvalue())
     elif suffix == ".pfm":
-        with open(path, "wb") as f:
-            f.write(b"Pf\n%d %d\n-1\n" % (depth.shape[1], depth.shape[0]))
-            f.write(np.flipud(depth).astype("<f4").tobytes())
+        write_bytes(path, b"Pf\n%d %d\n-1\n" % (depth.shape[1], depth.shape[0])
+                    + np.flipud(depth).astype("<f4").tobytes())
     else:
         top = 65535.0 if like.max() > 255 or suffix == ".png" else 255.0
-        cv2.imwrite(path, np.clip(np.rint(depth), 0, top).astype(np.uint16 if top > 255 else np.uint8))
+        write_image(path, np.clip(np.rint(depth), 0, top).astype(np.uint16 if top > 255 else np.uint8))
 
 
 def to_model_space(d: np.ndarray, kind: str) -> tuple[np.ndarray, float]:

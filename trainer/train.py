@@ -149,7 +149,8 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     if ck is not None:
         _restore(run, ck)
     else:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        from scenes.atomic import write_text
+        write_text(out / "config.json", json.dumps(asdict(cfg), indent=2))
     log = _Log(run, resume, progress)
     try:
         _loop(run, ds, log)
