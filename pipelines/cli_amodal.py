@@ -58,7 +58,10 @@ def _size(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Initial weights: a state dict or checkpoint (3-channel first convs are widened).")
+              help="Initial weights: an rgsd checkpoint, a state dict (torch.save) or .safetensors, in rgsd's layout "
+                   "or torchvision's ResNet / Mask R-CNN layout (fills backbone.body; the RGB first conv is widened "
+                   "for the depth channels, DAISnet §3.5).  Prints the tensors loaded and skipped; refused unless "
+                   "at least half of the backbone's tensors load.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @needs("torch", "torchvision")
 def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, occlusion_edge, depth_roi, classes,

@@ -29,7 +29,9 @@ from pipelines.cli_checks import _checkpoint_errors, _new_file, _not_onto_inputs
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Initial weights: an rgsd checkpoint, a state dict saved with torch.save, or .safetensors "
-                   "(all read weights-only).")
+                   "(all read weights-only), in rgsd's layout or a SegFormer/MiT encoder's (Hugging Face or NVlabs "
+                   "keys; --model b0 matches MiT-b0).  Prints the tensors loaded and skipped; refused unless at least "
+                   "half of the encoder's tensors load.")
 @click.option("--residual/--plain-head", default=True, show_default=True,
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")

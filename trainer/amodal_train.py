@@ -22,6 +22,7 @@ import torch
 
 from trainer import checkpoint
 from trainer.amodal_model import DEFAULT_CLASSES, SIZES, build_amodal
+from trainer.init_weights import InitError
 
 
 @dataclass
@@ -119,8 +120,12 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
         model = build_amodal(init=cfg.init, **mc).to(device)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
+    except InitError as exc:
+        raise TrainError(f"--init {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainError(f"--init {cfg.init}: {str(exc).splitlines()[0][:160]}") from None
+    if getattr(model, "init_report", None) is not None and not resume:
+        print(model.init_report.line(cfg.init), file=sys.stderr)
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     opt = _optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))

@@ -23,6 +23,7 @@ import torch
 from trainer import checkpoint
 from trainer.augment import augment
 from trainer.contract import layered_forward, normalise_rgb
+from trainer.init_weights import InitError
 from trainer.losses import refine_loss
 
 
@@ -181,9 +182,14 @@ def _build_model(cfg: TrainConfig, resume: bool):
     torch.manual_seed(cfg.seed)
     try:
         # A resumed run takes its weights from last.pt, so --init is not read again.
-        return build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
+        model = build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
+    except InitError as exc:
+        raise TrainError(f"--init {exc}") from None
+    if getattr(model, "init_report", None) is not None:
+        print(model.init_report.line(cfg.init), file=sys.stderr)
+    return model
 
 
 def _dataset(shards_url: str, cfg: TrainConfig, rank: int, world: int):
