@@ -61,7 +61,8 @@ def _index_list(text: str) -> list[int]:
 @click.option("--scenario", type=click.Choice(SCENARIOS + ("mix",)), default=None,
               help="Scene family; default from the config (street).")
 @click.option("--preset", type=click.Choice(["tiny", "small", "default", "high"]), default="default",
-              show_default=True, help="tiny: 160x90, 2 spp, seconds per scene (CI); default: 1280x720, 16 spp.")
+              show_default=True,
+              help="tiny: 160x90, 2 spp, seconds per scene (CI); default: 1280x720, 12 spp (adaptive; night frames x2).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Scene i depends only on (seed, i, config).")
 @click.option("--config", "config_files", multiple=True, type=click.Path(), help="JSON/YAML config file(s), applied in order.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
