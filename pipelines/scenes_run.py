@@ -23,6 +23,13 @@ def index_assets(cfg: dict) -> dict:
     root = cfg["assets"]["dir"]
     if not Path(root).is_dir():
         raise RunError(f"--assets: {root} is not a folder")
+    from scenes.assets import ASSETS
+    from scenes.user_assets import CUTOUT_DIR, unknown_kinds
+    bad = unknown_kinds(root)
+    if bad:
+        raise RunError(f"--assets: {Path(root) / bad[0]} holds models of '{bad[0]}', which is not a kind rgsd places "
+                       f"(folders: {', '.join(ASSETS)}, {CUTOUT_DIR}); the class table is fixed, so put them in the "
+                       f"folder of the kind they stand in for (they take its class and placement)")
     from generator.blender import setup
     from generator.blender_assets import scan
     setup(cfg["render"])
