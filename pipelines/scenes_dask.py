@@ -126,7 +126,21 @@ def maybe_recycle(recycle_after: int, max_rss_mib: float) -> bool:
     return True
 
 
+def _take_gpu_slot(job: dict) -> None:
+    """--gpus-per-worker: this worker's own GPUs (generator/gpus.py), set before this
+    process's first Blender setup picks its devices."""
+    if not job.get("gpus_per_worker") or os.environ.get("RGSD_GPU_SLOT"):
+        return
+    from distributed import get_worker
+
+    from generator.gpus import SLOT_ENV, slot_env
+    slot = slot_env(get_worker().name, job["gpus_per_worker"])
+    if slot:
+        os.environ[SLOT_ENV] = slot
+
+
 def render_group_task(job: dict, group: list) -> list[dict]:
+    _take_gpu_slot(job)
     out = render_group(job, group)
     maybe_recycle(job.get("recycle_after", 0), job.get("max_rss_mib", 0.0))
     return out
@@ -139,6 +153,7 @@ def _die_with_parent() -> None:
 
 def render_group_subprocess(job: dict, group: list) -> list[dict]:
     """The same work in a fresh Python process, so Blender's memory goes away with it."""
+    _take_gpu_slot(job)  # the subprocess inherits it
     import pickle
     import tempfile
     with tempfile.TemporaryDirectory(prefix="rgsd-task-") as tmp:

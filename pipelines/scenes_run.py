@@ -139,7 +139,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         from pipelines.cluster import default_layout
         layout = default_layout(cfg["render"], workers=opts.workers, threads=opts.threads_per_worker)
     job = {"url": url, "cfg": cfg, "seed": seed, "threads": layout[1], "make": make, "token": uuid.uuid4().hex,
-           "recycle_after": opts.recycle_after, "max_rss_mib": opts.max_rss_mib}
+           "recycle_after": opts.recycle_after, "max_rss_mib": opts.max_rss_mib, "gpus_per_worker": opts.gpus_per_worker}
     from pipelines import scenes_dask
     fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
     # Shown after the cluster is up, so its dashboard line does not cut through the bar.
