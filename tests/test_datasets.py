@@ -123,3 +123,14 @@ def test_stores_written_before_still_open_read_and_resume(tmp_path, monkeypatch)
     from scenes.store_views import open_xarray
     view = open_xarray(url)
     assert not view.coords and view["instance"].dims == ("scene", "y", "x") and "slot" in view["amodal"].dims
+
+
+def test_loader_batch_buffers_are_shared_either_way(monkeypatch):
+    """trainer.data's private fast path and its public fallback give the same kind of buffer."""
+    from trainer import data
+    a = data.shared_batch_buffer((2, 3, 4), np.float16)
+    b = data.public_batch_buffer((2, 3, 4), np.float16)
+    assert a.is_shared() and b.is_shared() and a.shape == b.shape == (2, 3, 4) and a.dtype == b.dtype == torch.float16
+    monkeypatch.delattr(torch.TypedStorage, "_new_shared")  # as if a torch upgrade dropped it
+    c = data.shared_batch_buffer((5,), np.uint8)
+    assert c.is_shared() and c.shape == (5,) and c.dtype == torch.uint8
