@@ -67,7 +67,7 @@ def test_hugging_face_mit_fills_the_refiner_encoder(hf_b0):
     for k, v in src.items():
         if k != "stages.0.embed.proj.weight":
             assert torch.equal(own[f"encoder.{k}"], v), k
-    # The fused key/value projection computes what HF's separate key and value do.
+    # (HF's separate key and value arrive fused as attn.kv: checked in the loop above.)
     # (depth, mask) and (rgb, mask) first convs start from the RGB filters (DAISnet §3.5).
     rgb = src["stages.0.embed.proj.weight"]
     assert torch.equal(own["encoder.stages.0.embed.proj.weight"], rgb[:, [0, 1]])
