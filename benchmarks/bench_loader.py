@@ -56,7 +56,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--png-samples", type=int, default=512)
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the shard store for the zarr figure")
+    ap.add_argument("--alloc", choices=["private", "public", "both"], default="private",
+                    help="batch buffers: torch's private _new_shared (trainer.data's choice) or the public "
+                         "torch.empty().share_memory_(); both = alternate them --rounds times, zarr loader only")
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
+    if args.alloc == "both":
+        return compare_alloc(args)
     import cv2
     import torch
     from torch.utils.data import DataLoader
@@ -107,6 +113,31 @@ def main() -> None:
     print(f"  PNG-folder loader     {png_rate:8.0f} samples/s   -> zarr is {zarr_rate / png_rate:.1f}x")
     print(f"  tiny model, stage II  {model_rate:8.1f} samples/s (train step, batch 8) -> loader is "
           f"{zarr_rate / model_rate:.0f}x what it consumes")
+
+
+def zarr_rate(shards: str, batch: int, epochs: int) -> float:
+    from torch.utils.data import DataLoader
+
+    from trainer.data import torch_dataset
+    ds = torch_dataset(shards, seed=0, batch=batch)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    return rate((b for _ in range(epochs) for b in loader), epochs * (ds.samples() - 4 * batch))
+
+
+def compare_alloc(args) -> None:
+    """The loader with each way of allocating shared batch buffers, alternated so that a busy
+    machine's drift hits both alike; medians."""
+    import trainer.data as data
+    private = data.shared_batch_buffer
+    rates = {"private": [], "public": []}
+    for _ in range(args.rounds):
+        for name, fn in (("private", private), ("public", data.public_batch_buffer)):
+            data.shared_batch_buffer = fn  # loader workers are forked: they inherit the choice
+            rates[name].append(zarr_rate(args.shards, args.batch, args.epochs))
+    data.shared_batch_buffer = private
+    for name, r in rates.items():
+        print(f"  {name:8s} batch buffers: median {np.median(r):7.0f} samples/s  (runs: {', '.join(f'{v:.0f}' for v in r)})")
+    print(f"  private / public: {np.median(rates['private']) / np.median(rates['public']):.3f}x")
 
 
 if __name__ == "__main__":

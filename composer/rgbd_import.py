@@ -99,6 +99,7 @@ def pair_files(src: Path) -> list[tuple[str, Path, Path, Path | None]]:
 # --- readers -------------------------------------------------------------------------
 
 def _pfm_header(f) -> tuple[int, int, int, str]:
+    """Width, height, channels and byte order from a PFM header (image_size reads no more)."""
     kind = f.readline().strip()
     if kind not in (b"PF", b"Pf"):
         raise ValueError("not a PFM file")
@@ -110,13 +111,13 @@ def _pfm_header(f) -> tuple[int, int, int, str]:
 
 
 def _read_pfm(path: Path) -> np.ndarray:
-    with open(path, "rb") as f:
-        w, h, c, dtype = _pfm_header(f)
-        data = np.frombuffer(f.read(w * h * c * 4), dtype=dtype)
-    if data.size != w * h * c:
-        raise ValueError("file is truncated")
-    img = data.reshape(h, w, c) if c == 3 else data.reshape(h, w)
-    return np.flipud(img).astype(np.float32)  # PFM rows run bottom to top
+    """OpenCV's PFM reader (rows bottom to top and either byte order handled), colour as RGB.
+    (For a header scale other than +-1 OpenCV divides the values by it.)"""
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError("not a readable PFM file")
+    return np.ascontiguousarray(img[..., ::-1]) if img.ndim == 3 else img
 
 
 def image_size(path: Path) -> tuple[int, int]:

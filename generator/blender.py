@@ -90,8 +90,9 @@ def _select_device(wanted: str) -> str:
         prefs.get_devices()
         gpus = [d for d in prefs.devices if d.type == kind]
         if gpus:
-            for d in prefs.devices:
-                d.use = d.type == kind
+            from generator.gpus import use_flags
+            for d, use in zip(prefs.devices, use_flags([d.type for d in prefs.devices], kind)):
+                d.use = use  # every GPU of the kind, or this worker's own (--gpus-per-worker)
             return kind
     if wanted == "gpu":
         raise RuntimeError("render.device=gpu but Cycles found no GPU (OptiX/CUDA/HIP/oneAPI/Metal)")

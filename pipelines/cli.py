@@ -72,7 +72,8 @@ def _index_list(text: str, out: str) -> list[int]:
 @click.option("--scenario", type=click.Choice(SCENARIOS + ("mix",)), default=None,
               help="Scene family; default from the config (street).")
 @click.option("--preset", type=click.Choice(["tiny", "small", "default", "high"]), default="default",
-              show_default=True, help="tiny: 160x90, 2 spp, seconds per scene (CI); default: 1280x720, 16 spp.")
+              show_default=True,
+              help="tiny: 160x90, 2 spp, seconds per scene (CI); default: 1280x720, 12 spp (adaptive; night frames x2).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Scene i depends only on (seed, i, config).")
 @click.option("--config", "config_files", multiple=True, type=click.Path(), help="JSON/YAML config file(s), applied in order.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -107,9 +108,15 @@ def _index_list(text: str, out: str) -> list[int]:
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failing task before its scenes go to the store's failure log.")
 @click.option("--force", is_flag=True, help=f"Allow --n above {RUN_SCENES:,} (a store holds at most {MAX_SCENES:,}).")
+@click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With render.device=gpu (or auto on a GPU machine): LocalCluster worker k renders on GPUs "
+                   "k*G..k*G+G-1 only, instead of every worker on every GPU; 0 = all.  Pair with --workers.")
+@click.option("--estimate", is_flag=True,
+              help="Render 3 scenes of this config in this process and print the run's projected core-hours "
+                   "(GPU-hours on a GPU) and disk for --n scenes; writes nothing to --out.")
 def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, overwrite, resume,
            allow_blender_change, only, frames_per_layout, scheduler, workers, threads_per_worker, blender_mode,
-           recycle_after, max_rss_mib, retries, force):
+           recycle_after, max_rss_mib, retries, force, gpus_per_worker, estimate):
     """Render N procedural scenes with RGB, depth, instance, semantic, amodal and normal maps.
 
     \b
@@ -123,6 +130,7 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
       gen scenes --n 40000 --out s3://bucket/street.zarr --scheduler tcp://head:8786
       gen scenes --n 40000 --out street.zarr --resume
       gen scenes --out street.zarr --only 17 --overwrite
+      gen scenes --n 40000 --out street.zarr --scenario mix --estimate    # cost first
     """
     from pipelines import scenes_run
     from scenes.config import build_config
@@ -149,11 +157,17 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
     if frames_per_layout:
         extra.insert(0, f"scene.frames_per_layout={frames_per_layout}")
     cluster = scenes_run.ClusterOptions(scheduler, workers, threads_per_worker, blender_mode, recycle_after,
-                                        max_rss_mib, retries)
+                                        max_rss_mib, retries, gpus_per_worker=gpus_per_worker)
     try:
         cfg = build_config(preset, config_files, extra)
         if cfg["assets"]["dir"] and only is None:
             cfg = scenes_run.index_assets(cfg)
+        if estimate:
+            if resume or only is not None:
+                raise UserError("--estimate plans a new run: leave out --resume and --only")
+            from pipelines.estimate import main_estimate
+            main_estimate(n, cfg, seed, threads_per_worker)
+            return
         indices = _index_list(only, out) if only is not None else None
         code = scenes_run.run(out, n=n, cfg=cfg, seed=seed, overwrite=overwrite, resume=resume, only=indices,
                               cluster=cluster, allow_blender_change=allow_blender_change).code

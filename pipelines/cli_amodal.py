@@ -8,6 +8,7 @@ import click
 
 from pipelines.cli_base import Command, UserError, needs
 from pipelines.cli_checks import RUN_SCRATCH, check_outputs, folder_files, removed_if_failed
+from pipelines.train_options import build_train_config, train_options
 
 # Input sides above this are refused: a 4096x4096 image through Mask R-CNN already needs
 # tens of GB for activations; 100000x100000 would try to allocate terabytes.
@@ -65,12 +66,17 @@ def _size(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Initial weights: a state dict or checkpoint (3-channel first convs are widened).")
+              help="Initial weights: an rgsd checkpoint, a state dict (torch.save) or .safetensors, in rgsd's layout "
+                   "or torchvision's ResNet / Mask R-CNN layout (fills backbone.body; the RGB first conv is widened "
+                   "for the depth channels, DAISnet §3.5).  Prints the tensors loaded and skipped; refused unless "
+                   "at least half of the backbone's tensors load.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@train_options
 @needs("torch", "torchvision")
-def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, occlusion_edge, depth_roi, classes,
+@click.pass_context
+def train_amodal(ctx, more_scenes, scene_stores, out, model, steps, batch, inputs, occlusion_edge, depth_roi, classes,
                  size_text, sobel, optimizer, lr, warmup_steps, degrade, min_visible_area, loader_workers, seed,
-                 ckpt_every, init, resume):
+                 ckpt_every, init, resume, val, val_every, val_scenes, config_files, overrides):
     """DAISnet-style amodal instance segmentation (Mask R-CNN + depth) straight from scene stores.
 
     \b
@@ -79,21 +85,22 @@ def train_amodal(more_scenes, scene_stores, out, model, steps, batch, inputs, oc
       gen train amodal --scenes street.zarr --out runs/a2 --inputs rgb,rdn,tangent --occlusion-edge --depth-roi
       torchrun --nproc-per-node 8 -m pipelines.cli train amodal --scenes s3://b/rgsd.zarr --model r50 --out runs/r50
       gen train amodal --scenes street.zarr --out runs/a1 --resume
+      gen train amodal --scenes street.zarr --out runs/a3 --val held_out.zarr --config amodal.json --set milestones=[0.6,0.9]
     """
     import math
 
     from trainer.amodal_train import AmodalTrainConfig, TrainError
     from trainer.amodal_train import train as run_train
-    if not (math.isfinite(lr) and lr > 0):
-        raise UserError(f"--lr must be a positive number, not {lr}")
+    cfg = build_train_config(ctx, AmodalTrainConfig, dict(
+        model=model, inputs=[k.strip() for k in inputs.split(",") if k.strip()], occlusion_edge=occlusion_edge,
+        depth_roi=depth_roi, classes=[c.strip() for c in classes.split(",") if c.strip()], input_size=_size(size_text),
+        sobel=sobel, steps=steps, batch=batch, optimizer=optimizer, lr=lr, warmup_steps=warmup_steps, degrade=degrade,
+        min_visible_area=min_visible_area, seed=seed, loader_workers=loader_workers, ckpt_every=ckpt_every, init=init,
+        val=val, val_every=val_every, val_scenes=val_scenes), config_files, overrides, {"input_size": "size_text"})
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise UserError(f"--lr must be a positive number, not {cfg.lr}")
     stores = _scene_list(scene_stores, more_scenes)
-    check_outputs([("--out", out, "dir")], [*stores, init])
-    cfg = AmodalTrainConfig(model=model, inputs=[k.strip() for k in inputs.split(",") if k.strip()],
-                            occlusion_edge=occlusion_edge, depth_roi=depth_roi,
-                            classes=[c.strip() for c in classes.split(",") if c.strip()], input_size=_size(size_text),
-                            sobel=sobel, steps=steps, batch=batch, optimizer=optimizer, lr=lr, warmup_steps=warmup_steps,
-                            degrade=degrade, min_visible_area=min_visible_area, seed=seed,
-                            loader_workers=loader_workers, ckpt_every=ckpt_every, init=init)
+    check_outputs([("--out", out, "dir")], [*stores, cfg.init])
     try:
         with removed_if_failed(out, RUN_SCRATCH):
             result = run_train(stores, out, cfg, resume=resume)

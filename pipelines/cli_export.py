@@ -53,7 +53,17 @@ def _export_options(f):
         click.option("--image-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True),
         click.option("--classes", default=None, metavar="NAMES",
                      help="Comma-separated classes to export (e.g. car,pedestrian) [default: the store's "
-                          "instance classes].  Category id = 1 + index in the class table, whatever the filter."),
+                          "instance classes].  Category ids are 1..K in this order (each category's rgsd_class "
+                          "is its index in the store's class table)."),
+        click.option("--table-ids", is_flag=True,
+                     help="Category id = 1 + index in the store's class table instead (sparse; the same in every "
+                          "export, as rgsd wrote them before)."),
+        click.option("--depth", type=click.Choice(["png", "exr"]), default=None,
+                     help="With --images-dir: also each scene's depth, {scene:06d}.depth.png (uint16 millimetres, "
+                          "0 = sky or beyond 65.5 m) or .exr (float32 metres in channel Z, inf = sky)."),
+        click.option("--normals", type=click.Choice(["png", "exr"]), default=None,
+                     help="With --images-dir: also camera-space normals, {scene:06d}.normals.png (uint16 RGB = "
+                          "(n + 1) / 2 * 65535, 0 = no surface) or .exr (float32 RGB = n)."),
         click.option("--scenes", default=None, metavar="INDICES", help="Scenes to export, e.g. 0-999 [default: all done]."),
         click.option("--polygons", is_flag=True, help="Polygons instead of compressed RLE, for loaders that need them."),
         click.option("--workers", type=click.IntRange(min=0), default=None,

@@ -18,6 +18,7 @@ from pipelines.cli_checks import (
     folder_files,
     removed_if_failed,
 )
+from pipelines.train_options import build_train_config, train_options
 
 
 @click.command("refiner", cls=Command)
@@ -38,24 +39,37 @@ from pipelines.cli_checks import (
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Initial weights: an rgsd checkpoint, a state dict saved with torch.save, or .safetensors "
-                   "(all read weights-only).")
+                   "(all read weights-only), in rgsd's layout or a SegFormer/MiT encoder's (Hugging Face or NVlabs "
+                   "keys; --model b0 matches MiT-b0).  Prints the tensors loaded and skipped; refused unless at least "
+                   "half of the encoder's tensors load.")
 @click.option("--residual/--plain-head", default=True, show_default=True,
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@train_options
 @needs("torch")
-def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
-                  ckpt_every, init, residual, resume):
+@click.pass_context
+def train_refiner(ctx, shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
+                  ckpt_every, init, residual, resume, val, val_every, val_scenes, config_files, overrides):
     """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
 
     \b
     Examples:
       gen train refiner --shards train.shards.zarr --out runs/r1 --model tiny --steps 2000
       torchrun --nproc-per-node 8 -m pipelines.cli train refiner --shards s3://b/train.shards.zarr --model b3 --out runs/b3
+      gen train refiner --shards train.shards.zarr --out runs/r2 --val held_out.zarr --set weight_decay=0.05
+      tensorboard --logdir runs/r2/tb
     """
     import math
 
     from composer.shard_store import StoreError, open_shards
+    from trainer.train import TrainConfig, TrainError
+    from trainer.train import train as run_train
+    cfg = build_train_config(ctx, TrainConfig, dict(
+        model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate, lr=lr, mode=mode,
+        loader_workers=loader_workers, seed=seed, ckpt_every=ckpt_every, init=init, residual=residual, val=val,
+        val_every=val_every, val_scenes=val_scenes), config_files, overrides)
+    lr, init = cfg.lr, cfg.init
     if not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, not {lr}")
     if init is not None and not Path(init).is_file():
@@ -65,11 +79,6 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
         open_shards(shards)
     except StoreError as exc:
         raise UserError(str(exc)) from None
-    from trainer.train import TrainConfig, TrainError
-    from trainer.train import train as run_train
-    cfg = TrainConfig(model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate,
-                      lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
-                      ckpt_every=ckpt_every, init=init, residual=residual)
     try:
         with removed_if_failed(out, RUN_SCRATCH):
             result = run_train(shards, out, cfg, resume=resume)

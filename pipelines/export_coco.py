@@ -4,7 +4,14 @@ Ids (stable whatever the scene range, class filter or worker count):
   image id       = scene index; file_name = f"{scene:06d}.png" (or .jpg), the names
                    ``--images-dir`` writes
   annotation id  = scene * max_instances + slot + 1 (slot = the instance's index in the store)
-  category id    = 1 + the class's index in the store's class table
+  category id    = 1..K in the order of ``--classes`` (default: the store's instance classes,
+                   in its class table's order), so a K-class detector trains on it as is; each
+                   category carries ``rgsd_class``, the class's index in the store's table.
+                   ``--table-ids``: 1 + that index instead (sparse, the same in every export).
+  images         carry ``intrinsics`` (fx, fy, cx, cy in pixels, OpenCV pixel-centre convention)
+                 and ``lens`` (the radial distortion model and k1..k3; {} for a pinhole), and with
+                 ``--depth`` / ``--normals`` the names of those files beside the RGB (see
+                 ``write_extras``).
 
 KINS (both generations of its layout in every annotation):
   original keys  a_segm / i_segm (amodal / visible mask), a_bbox / i_bbox, a_area / i_area,
@@ -133,7 +140,8 @@ def xywh(box) -> list[int]:
 def scene_annotations(s: dict, scene: int, kmax: int, opts: dict) -> list[dict]:
     """The annotations of one scene (read with ``READ``) for opts["kind"] kins / coco."""
     k = int(s["num_instances"])
-    cats = set(opts["class_ids"])
+    cat_of = {int(c): i for c, i in opts["cat_of"]}
+    cats = set(cat_of)
     slots = [j for j in range(k) if int(s["instance_class"][j]) in cats]
     if opts["kind"] == "coco" and opts["masks"] == "visible":
         slots = [j for j in slots if int(s["modal_area"][j]) > 0]
@@ -151,7 +159,7 @@ def scene_annotations(s: dict, scene: int, kmax: int, opts: dict) -> list[dict]:
         masks, boxes, areas = ((modal, s["modal_box"], s["modal_area"]) if opts["masks"] == "visible"
                                else (amodal, s["amodal_box"], s["amodal_area"]))
         segs = seg(masks)
-        return [{"id": scene * kmax + j + 1, "image_id": scene, "category_id": int(s["instance_class"][j]) + 1,
+        return [{"id": scene * kmax + j + 1, "image_id": scene, "category_id": cat_of[int(s["instance_class"][j])],
                  "segmentation": segs[n], "area": int(areas[j]), "bbox": xywh(boxes[j]), "iscrowd": 0}
                 for n, j in enumerate(slots)]
     oco, ico = kins_layers(s["occlusion"][:k, :k])
@@ -162,7 +170,7 @@ def scene_annotations(s: dict, scene: int, kmax: int, opts: dict) -> list[dict]:
         a_box, i_box = xywh(s["amodal_box"][j]), xywh(s["modal_box"][j])
         a_area, i_area = int(s["amodal_area"][j]), int(s["modal_area"][j])
         out.append({
-            "id": scene * kmax + j + 1, "image_id": scene, "category_id": int(s["instance_class"][j]) + 1,
+            "id": scene * kmax + j + 1, "image_id": scene, "category_id": cat_of[int(s["instance_class"][j])],
             "iscrowd": 0,
             "segmentation": a_seg[n], "bbox": a_box, "area": a_area,
             "inmodal_seg": i_rle[n], "inmodal_bbox": i_box,
@@ -174,20 +182,80 @@ def scene_annotations(s: dict, scene: int, kmax: int, opts: dict) -> list[dict]:
     return out
 
 
-def export_task(job: tuple) -> list[tuple[str, int]]:
-    """Runs in a worker: (JSON text of its annotations, comma-joined; how many) per scene of
-    the batch, and the scenes' images when asked for."""
+def export_task(job: tuple) -> list[tuple[str, int, str]]:
+    """Runs in a worker: per scene of the batch, the JSON text of its annotations (comma-joined),
+    how many, and its image entry; the scene's image files when asked for."""
     url, scenes, opts = job
     st = open_scenes(url)
     kmax = st.max_instances
+    extra = [n for n in ("depth", "normals") if opts.get(n)]
     out = []
     for i in scenes:
-        s = st.read_scene(i, READ + (["rgb"] if opts["images_dir"] else []))
+        s = st.read_scene(i, READ + (["rgb"] + extra if opts["images_dir"] else []))
+        image = image_entry(st, i, opts)
         if opts["images_dir"]:
             _write_image(s["rgb"], opts["images_dir"], i, opts["image_format"])
+            image.update(write_extras(s, opts["images_dir"], i, opts))
         anns = scene_annotations(s, i, kmax, opts)
-        out.append((",".join(json.dumps(a, separators=(",", ":")) for a in anns), len(anns)))
+        out.append((",".join(json.dumps(a, separators=(",", ":")) for a in anns), len(anns),
+                    json.dumps(image, separators=(",", ":"))))
     return out
+
+
+def image_entry(st, i: int, opts: dict) -> dict:
+    k = st.intrinsics(i)
+    return {"id": i, "file_name": FILE_NAME.format(scene=i, ext=opts["image_format"]),
+            "width": opts["width"], "height": opts["height"],
+            "intrinsics": {key: k[key] for key in ("fx", "fy", "cx", "cy")}, "lens": k["lens"]}
+
+
+def write_extras(s: dict, folder: str, i: int, opts: dict) -> dict:
+    """Depth and normals beside the RGB; returns the image entry's keys naming them.
+
+    depth png: uint16 millimetres of planar depth, 0 = no surface (sky) or farther than 65.535 m;
+    depth exr: float32 metres in channel Z, +inf = no surface;
+    normals png: uint16 RGB = round((n + 1) / 2 * 65535) of the unit camera-space normal
+    (OpenCV axes), 0 in every channel = no surface; normals exr: float32 channel RGB = n."""
+    import os
+    out = {}
+    for name in ("depth", "normals"):
+        fmt = opts.get(name)
+        if not fmt:
+            continue
+        file = f"{i:06d}.{name}.{fmt}"
+        path = os.path.join(folder, file)
+        a = np.asarray(s[name], np.float32)
+        if fmt == "exr":
+            _write_exr(path, {"Z" if name == "depth" else "RGB": a})
+        elif name == "depth":
+            mm = np.where(np.isfinite(a) & (a * 1000 < 65535.5), np.rint(a * 1000), 0)
+            _write_png(path, mm.astype(np.uint16))
+        else:
+            none = ~np.any(a != 0, axis=-1, keepdims=True)
+            enc = np.where(none, 0, np.rint((np.clip(a, -1, 1) + 1) / 2 * 65535)).astype(np.uint16)
+            _write_png(path, np.ascontiguousarray(enc[..., ::-1]))  # OpenCV writes BGR
+        out[f"{name}_file"] = file
+    return out
+
+
+def _write_png(path: str, a: np.ndarray) -> None:
+    import os
+
+    import cv2
+    tmp = f"{path}.partial.png"
+    if not cv2.imwrite(tmp, a, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+
+
+def _write_exr(path: str, channels: dict) -> None:
+    import os
+
+    import OpenEXR
+    tmp = f"{path}.partial.exr"
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
+        f.write(tmp)
+    os.replace(tmp, path)
 
 
 def _write_image(rgb: np.ndarray, folder: str, i: int, ext: str) -> None:
@@ -204,40 +272,54 @@ def _write_image(rgb: np.ndarray, folder: str, i: int, ext: str) -> None:
 def export(url: str, out: str, *, kind: str, masks: str = "amodal", classes: str | None = None,
            scenes: str | None = None, images_dir: str | None = None, image_format: str = "png",
            polygons: bool = False, workers: int | None = None, scheduler: str | None = None,
-           overwrite: bool = False, batch: int = 4) -> dict:
+           overwrite: bool = False, batch: int = 4, table_ids: bool = False, depth: str | None = None,
+           normals: str | None = None) -> dict:
     """Write the KINS or COCO JSON of a store's finished scenes; returns counts."""
     import os
 
     st = open_scenes(url)
     check_output(out, overwrite)
     check_images_dir(images_dir, overwrite)
+    if (depth or normals) and not images_dir:
+        raise ExportError("--depth and --normals write files beside the RGB: give --images-dir too")
+    if "exr" in (depth, normals):
+        try:
+            import OpenEXR  # noqa: F401
+        except ImportError:
+            raise ExportError("EXR output needs the OpenEXR package (pip install OpenEXR, or the render extra)") from None
     cats = categories(st, classes)
+    if not table_ids:
+        cats = contiguous(cats, classes)
     todo, skipped = select_scenes(st, scenes)
     res = st.attrs["resolution"]
-    opts = {"kind": kind, "masks": masks, "class_ids": [c["id"] - 1 for c in cats], "polygons": polygons,
-            "images_dir": os.path.abspath(images_dir) if images_dir else None, "image_format": image_format}
+    opts = {"kind": kind, "masks": masks, "polygons": polygons,
+            "cat_of": [(c.get("rgsd_class", c["id"] - 1), c["id"]) for c in cats],
+            "images_dir": os.path.abspath(images_dir) if images_dir else None, "image_format": image_format,
+            "depth": depth, "normals": normals, "width": res["width"], "height": res["height"]}
     if images_dir:
         os.makedirs(images_dir, exist_ok=True)
     info = {"description": f"rgsd {kind} export of {url}", "store": url, "seed": st.attrs.get("seed"),
             "masks": "amodal (segmentation), visible (inmodal_seg)" if kind == "kins" else masks,
             "mask_format": "polygon" if polygons else "rle",
             "file_name": FILE_NAME.replace("{ext}", image_format),
-            "ids": "image id = scene index; annotation id = scene * max_instances + slot + 1; "
-                   "category id = 1 + class index in the store's class table",
+            "ids": "image id = scene index; annotation id = scene * max_instances + slot + 1; category id = "
+                   + ("1 + class index in the store's class table" if table_ids
+                      else "1..K in the order of --classes (rgsd_class: the index in the store's class table)"),
+            "intrinsics": "per image: fx, fy, cx, cy in pixels, pixel (row i, col j) centred at (j + 0.5, i + 0.5); "
+                          "lens: radial distortion (OpenCV k1, k2, k3 on the normalised radius), {} for a pinhole",
             "max_instances": st.max_instances}
     counts = {"images": len(todo), "annotations": 0, "skipped": skipped}
     with AtomicText(out) as f:
         head = {"info": info, "licenses": [], "categories": cats}
         f.write(json.dumps(head, separators=(",", ":"))[:-1])
-        f.write(',"images":[')
-        f.write(",".join(json.dumps({"id": i, "file_name": FILE_NAME.format(scene=i, ext=image_format),
-                                     "width": res["width"], "height": res["height"]}, separators=(",", ":"))
-                         for i in todo))
-        f.write('],"annotations":[')
+        # Images after the annotations: each image's entry (its intrinsics) comes from its task.
+        f.write(',"annotations":[')
         first = [True]
+        images = []
 
         def write(job, texts):
-            for t, n in texts:
+            for t, n, image in texts:
+                images.append(image)
                 if not n:
                     continue
                 f.write(t if first[0] else "," + t)
@@ -247,10 +329,20 @@ def export(url: str, out: str, *, kind: str, masks: str = "amodal", classes: str
         jobs = [(url, b, opts) for b in batches(todo, batch)]
         run_ordered(export_task, jobs, workers=workers, scheduler=scheduler, on_result=write, desc=f"export-{kind}",
                     unit_count=lambda j: len(j[1]))
-        f.write("]}")
+        f.write('],"images":[' + ",".join(images) + "]}")
     print(f"{out}: {counts['images']} images, {counts['annotations']} annotations"
           + (f" ({skipped} unfinished scenes skipped)" if skipped else ""), file=sys.stderr)
     return counts
+
+
+def contiguous(cats: list[dict], classes: str | None) -> list[dict]:
+    """Categories renumbered 1..K in the order ``--classes`` names them (else the table's
+    order), each keeping its index in the store's class table as ``rgsd_class``."""
+    by_name = {c["name"]: c for c in cats}
+    order = [n.strip() for n in classes.split(",") if n.strip()] if classes else [c["name"] for c in cats]
+    order = list(dict.fromkeys(order))
+    return [{"id": k + 1, "name": n, "supercategory": "thing", "rgsd_class": by_name[n]["id"] - 1}
+            for k, n in enumerate(order)]
 
 
 def check_masks(kind: str, masks: str | None) -> str:

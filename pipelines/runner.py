@@ -34,6 +34,7 @@ class ClusterOptions:
     retries: int = 2  # retries of a task that raised (a broken asset, say)
     stall_timeout_s: float = 600.0  # give up when the cluster has had no worker this long
     window_per_slot: int = 3  # tasks in flight per worker: enough to hide the round trip
+    gpus_per_worker: int = 0  # gen scenes: each LocalCluster worker renders on its own GPUs (generator/gpus.py)
 
     @property
     def in_process(self) -> bool:

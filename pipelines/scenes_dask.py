@@ -111,7 +111,16 @@ def maybe_recycle(recycle_after: int, max_rss_mib: float) -> bool:
     deadline = time.monotonic() + RECYCLE_WAIT_S
 
     async def restart_when_idle():
-        w.status = Status.paused
+        # Worker.status (the setter distributed itself pauses workers with under memory
+        # pressure) and close_gracefully(restart=True) have no public equivalent that drains
+        # a worker before restarting it (Client.restart_workers kills it mid-task and counts
+        # its tasks as suspicious).  Should an upgrade change them, the worker just is not
+        # recycled (one warning) rather than failing its task.
+        try:
+            w.status = Status.paused
+        except Exception as exc:  # noqa: BLE001
+            print(f"warning: cannot pause worker for recycling ({exc}); it keeps running", file=sys.stderr)
+            return
         while time.monotonic() < deadline and (w.state.executing or any(
                 str(k).startswith(RESULT_PREFIX) for k in list(w.data))):
             await asyncio.sleep(0.1)
@@ -120,13 +129,32 @@ def maybe_recycle(recycle_after: int, max_rss_mib: float) -> bool:
         # cluster without this worker for good.  faulthandler's watchdog is a C thread that
         # still runs during finalisation: it prints where the process hung and _exit()s it.
         faulthandler.dump_traceback_later(RECYCLE_EXIT_TIMEOUT_S, exit=True)
-        await w.close_gracefully(restart=True, reason="rgsd-recycle")
+        try:
+            await w.close_gracefully(restart=True, reason="rgsd-recycle")
+        except TypeError as exc:  # a distributed without restart=: unpause, keep this worker
+            faulthandler.cancel_dump_traceback_later()
+            w.status = Status.running
+            print(f"warning: cannot restart worker for recycling ({exc}); it keeps running", file=sys.stderr)
 
     w.loop.add_callback(restart_when_idle)
     return True
 
 
+def _take_gpu_slot(job: dict) -> None:
+    """--gpus-per-worker: this worker's own GPUs (generator/gpus.py), set before this
+    process's first Blender setup picks its devices."""
+    if not job.get("gpus_per_worker") or os.environ.get("RGSD_GPU_SLOT"):
+        return
+    from distributed import get_worker
+
+    from generator.gpus import SLOT_ENV, slot_env
+    slot = slot_env(get_worker().name, job["gpus_per_worker"])
+    if slot:
+        os.environ[SLOT_ENV] = slot
+
+
 def render_group_task(job: dict, group: list) -> list[dict]:
+    _take_gpu_slot(job)
     out = render_group(job, group)
     maybe_recycle(job.get("recycle_after", 0), job.get("max_rss_mib", 0.0))
     return out
@@ -139,6 +167,7 @@ def _die_with_parent() -> None:
 
 def render_group_subprocess(job: dict, group: list) -> list[dict]:
     """The same work in a fresh Python process, so Blender's memory goes away with it."""
+    _take_gpu_slot(job)  # the subprocess inherits it
     import pickle
     import tempfile
     with tempfile.TemporaryDirectory(prefix="rgsd-task-") as tmp:

@@ -24,11 +24,17 @@ def index_assets(cfg: dict) -> dict:
     root = cfg["assets"]["dir"]
     if not Path(root).is_dir():
         raise RunError(f"--assets: {root} is not a folder")
-    from scenes.user_assets import AssetPathError, list_files
+    from scenes.assets import ASSETS
+    from scenes.user_assets import CUTOUT_DIR, AssetPathError, list_files, unknown_kinds
     try:
         list_files(root)  # before Blender opens anything: no link out of the folder
     except AssetPathError as exc:
         raise RunError(str(exc)) from None
+    bad = unknown_kinds(root)
+    if bad:
+        raise RunError(f"--assets: {Path(root) / bad[0]} holds models of '{bad[0]}', which is not a kind rgsd places "
+                       f"(folders: {', '.join(ASSETS)}, {CUTOUT_DIR}); the class table is fixed, so put them in the "
+                       f"folder of the kind they stand in for (they take its class and placement)")
     from generator.blender import setup
     from generator.blender_assets import scan
     setup(cfg["render"])
@@ -168,7 +174,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         from pipelines.cluster import default_layout
         layout = default_layout(cfg["render"], workers=opts.workers, threads=opts.threads_per_worker)
     job = {"url": url, "cfg": cfg, "seed": seed, "threads": layout[1], "make": make, "token": uuid.uuid4().hex,
-           "recycle_after": opts.recycle_after, "max_rss_mib": opts.max_rss_mib}
+           "recycle_after": opts.recycle_after, "max_rss_mib": opts.max_rss_mib, "gpus_per_worker": opts.gpus_per_worker}
     from pipelines import scenes_dask
     fn = scenes_dask.render_group_subprocess if opts.blender == "subprocess" else scenes_dask.render_group_task
     # Shown after the cluster is up, so its dashboard line does not cut through the bar.

@@ -65,7 +65,9 @@ def open_group_of_kind(url, kind: str, version, required, label: str, mode: str 
     import zarr
     versions = tuple(version) if isinstance(version, (tuple, list)) else (version,)
     try:  # opened first and checked after: on an object store each check is a request
-        g = zarr.open_group(url, mode=mode, zarr_format=3)
+        # Each array's own zarr.json, not the consolidated copy in the root (which is for
+        # xarray and other readers): a damaged array's metadata stays a one-line error here.
+        g = zarr.open_group(url, mode=mode, zarr_format=3, use_consolidated=False)
     except Exception as exc:  # noqa: BLE001
         if isinstance(url, str) and not safety.contents(url):  # nothing, an empty folder, or a lease alone
             raise StoreError(f"no store at {url}") from None

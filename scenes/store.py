@@ -65,6 +65,14 @@ PER_SCENE = {
     "spec": ((), "str", ""),
     "done": ((), "bool", False),
 }
+# Arrays a store may lack (stores written before them still open, read and resume): each
+# scene's camera as numbers, [fx, fy, cx, cy, k1, k2, k3] (pixels; OpenCV radial distortion
+# on the normalised radius, 0 for a pinhole), written by the driver from the spec.
+OPTIONAL = {"intrinsics": (("intrinsic",), "float64", float("nan"))}
+INTRINSICS = ("fx", "fy", "cx", "cy", "k1", "k2", "k3")
+# Dimension names on disk: "instance" and "box3d" are also array names, so xarray would demote
+# those arrays to coordinates; stores written before this keep the old names (open_xarray).
+DIM_ON_DISK = {"instance": "slot", "box3d": "box3d_value"}
 ANNOTATIONS = [k for k in PER_SCENE if k not in ("spec", "done")]
 PIXEL_ARRAYS = ["rgb", "depth", "instance", "semantic", "normals", "amodal"]
 TABLES = [k for k in ANNOTATIONS if k not in PIXEL_ARRAYS]  # num_instances and the per-instance tables
@@ -152,6 +160,10 @@ class SceneStore:
                 value = np.array([r[2] for r in rows], dtype=object)
             elif name == "done":
                 value = np.ones(len(idx), bool)
+            elif name == "intrinsics":
+                from scenes.store_views import intrinsics_row
+                nominal = self.attrs.get("intrinsics") or {}
+                value = np.stack([intrinsics_row(r[2], nominal) for r in rows])
             else:
                 value = np.stack([np.asarray(r[1][name], a.dtype) for r in rows])
             try:  # a partial chunk is read, merged and written back: its stored bytes must decode
@@ -166,6 +178,8 @@ class SceneStore:
         # Arrays written concurrently: on an object store each chunk is a GET and a PUT.
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, TABLES + ["spec"]))
+        if self.has("intrinsics"):  # stores made before it have none: their specs hold K
+            put("intrinsics")
         put("done")
         self._chunks.clear()
 
@@ -217,6 +231,26 @@ class SceneStore:
 
     def spec(self, i: int) -> str:
         return str(self._meta_row("spec", i))
+
+    def has(self, name: str) -> bool:
+        """Whether the store holds array ``name`` (the OPTIONAL ones may be missing)."""
+        if name in self._arrays:
+            return True
+        try:
+            self.array(name)
+        except KeyError:
+            return False
+        return True
+
+    def intrinsics(self, i: int) -> dict:
+        """Scene ``i``'s camera: fx, fy, cx, cy (pixels) and lens ({} for a pinhole, else
+        {"model": "radial", "k1", "k2", "k3"}), from the ``intrinsics`` array, or for stores
+        without it from the spec (the store's nominal intrinsics where the spec has no camera)."""
+        from scenes.store_views import intrinsics_dict, intrinsics_row
+        row = self._meta_row("intrinsics", i) if self.has("intrinsics") else None
+        if row is None or not np.isfinite(row).all():
+            row = intrinsics_row(self.spec(i), self.attrs.get("intrinsics") or {})
+        return intrinsics_dict(row)
 
     def read_scene(self, i: int, names=None) -> dict:
         """Arrays of scene ``i``; a ChunkError (one line naming the array and scene) for a
@@ -315,7 +349,11 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
             per = {"spec": SPEC_CHUNK, "done": DONE_CHUNK, "num_instances": DONE_CHUNK}.get(name, META_CHUNK)
             kwargs = {"chunks": (min(n, per),) + shape[1:]}
         g.create_array(name, shape=shape, dtype=str if dtype == "str" else dtype, fill_value=fill,
-                       dimension_names=("scene",) + dims, compressors=checksummed, **kwargs)
+                       dimension_names=("scene",) + tuple(DIM_ON_DISK.get(d, d) for d in dims),
+                       compressors=checksummed, **kwargs)
+    for name, (dims, dtype, fill) in OPTIONAL.items():
+        g.create_array(name, shape=(n, len(INTRINSICS)), dtype=dtype, fill_value=fill, chunks=(min(n, META_CHUNK), 7),
+                       dimension_names=("scene",) + dims, compressors=checksummed)
     g.attrs.update({
         "kind": KIND, "format_version": FORMAT_VERSION,
         "resolution": {"width": w, "height": h}, "intrinsics": intrinsics,
@@ -332,10 +370,24 @@ def create(url: str, n: int, cfg: dict, seed: int, intrinsics: dict, overwrite: 
             "box3d": "[cx, cy, cz, length, width, height, yaw] in camera coordinates; yaw about camera -y",
             "occlusion": "occlusion[a, b] = a occludes b (a visible where b's amodal mask is)",
             "depth_order": "depth_order[a, b]: -1 a closer than b, 0 equal, +1 a farther",
+            "intrinsics": "per scene [fx, fy, cx, cy, k1, k2, k3]: K in pixels and OpenCV radial distortion "
+                          "(0 = pinhole); the attribute 'intrinsics' is the nominal pinhole",
         },
         **(extra_attrs or {}),
     })
+    consolidate(g.store)
     return SceneStore(g, url)
+
+
+def consolidate(zarr_store) -> None:
+    """Consolidated metadata (every array's zarr.json inside the root's): xarray and zarr open
+    the store with one read.  Written again whenever an array is added (scene_array)."""
+    import warnings
+
+    import zarr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not part of the Zarr format 3 specification"
+        zarr.consolidate_metadata(zarr_store)
 
 
 def open_store(url, mode: str = "r") -> SceneStore:
@@ -366,6 +418,7 @@ def scene_array(st: SceneStore, name: str, create: dict | None = None):
     dims = tuple(create["dims"])
     sizes = {"y": g["depth"].shape[1], "x": g["depth"].shape[2], "channel": 3,
              "instance": g["amodal"].shape[1], "other": g["amodal"].shape[1]}
+    on_disk = tuple(DIM_ON_DISK.get(d, d) for d in dims)
     shape = (st.n,) + tuple(sizes[d] for d in dims)
     dtype = np.dtype(create["dtype"])
     if name in g and not create.get("overwrite"):
@@ -374,6 +427,9 @@ def scene_array(st: SceneStore, name: str, create: dict | None = None):
             raise StoreError(f"{st.url} already has '{name}' of shape {tuple(arr.shape)} {arr.dtype}, "
                              f"not {shape} {dtype} (use --overwrite to replace it)")
         return arr
-    return g.create_array(name, shape=shape, dtype=dtype, fill_value=create["fill"], chunks=(1,) + shape[1:],
-                          dimension_names=("scene",) + dims, attributes=dict(create.get("attrs") or {}),
-                          overwrite=True)
+    arr = g.create_array(name, shape=shape, dtype=dtype, fill_value=create["fill"], chunks=(1,) + shape[1:],
+                         dimension_names=("scene",) + on_disk, attributes=dict(create.get("attrs") or {}),
+                         overwrite=True)
+    consolidate(g.store)
+    return arr
+

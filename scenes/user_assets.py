@@ -137,6 +137,12 @@ def list_files(root: str | Path) -> list[tuple[str, str]]:
     return out
 
 
+def unknown_kinds(root: str | Path) -> list[str]:
+    """Folders of ``root`` holding models whose name is no asset kind rgsd places (such as a
+    new class, ``cyclist/``): the class table is fixed, so these would never be placed."""
+    return sorted({kind for kind, _ in list_files(root) if kind != CUTOUT_DIR and kind not in ASSETS})
+
+
 def read_alpha(path: str | Path) -> np.ndarray:
     """Opaque texels (alpha >= 0.5) of an RGBA image, row 0 at the top."""
     from PIL import Image

@@ -90,7 +90,7 @@ def test_kins_export_decodes_bit_for_bit_and_loads_in_pycocotools(which, request
                 assert a["inmodal_bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
             else:
                 assert a["inmodal_bbox"] == a["i_bbox"] == [0, 0, 0, 0]
-            assert a["category_id"] == int(s["instance_class"][j]) + 1
+            assert coco.cats[a["category_id"]]["rgsd_class"] == int(s["instance_class"][j])
             assert a["occlude_rate"] == pytest.approx(1 - modal.sum() / amodal.sum(), abs=1e-6)
             n_checked += 1
     assert n_checked > 0
@@ -135,7 +135,8 @@ def test_polygons_and_classes_filter(fake, tmp_path):
     r = gen("export", "kins", fake, "--out", out, "--polygons", "--classes", "car,van", "--workers", 0)
     assert r.exit_code == 0, r.stderr
     coco = COCO(str(out))
-    assert sorted(c["id"] for c in coco.dataset["categories"]) == [CAR + 1, VAN + 1]  # ids as in any export
+    # Ids 1..K in the order of --classes, the store's class index beside each.
+    assert [(c["id"], c["name"], c["rgsd_class"]) for c in coco.dataset["categories"]] == [(1, "car", CAR), (2, "van", VAN)]
     s = scene_store.open_store(fake).read_scene(0)
     anns = coco.loadAnns(coco.getAnnIds(imgIds=0))
     assert sorted(a["id"] - 1 for a in anns) == [0, 2, 4, 5, 6]

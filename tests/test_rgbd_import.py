@@ -189,3 +189,22 @@ def test_pfm_depth(tmp_path):
     p.write_bytes(f"Pf\n{W} {H}\n-1.0\n".encode() + np.flipud(d).astype("<f4").tobytes())
     got = read_depth(p, depth_scale=1000.0, depth_kind="depth", sky_value=None)
     assert np.isinf(got[0, 0]) and np.array_equal(got.ravel()[1:], d.ravel()[1:])
+
+
+def test_pfm_readers_are_opencvs_and_read_what_was_written(tmp_path):
+    """Both PFM readers (import and gen refine) go through cv2.imread: little- and big-endian,
+    grey and colour files read back exactly as written (rows bottom to top in the file)."""
+    from composer.rgbd_import import _load
+    from trainer.infer import read_pfm
+    rng = np.random.default_rng(0)
+    grey = rng.random((H, W), np.float32) * 80
+    colour = rng.random((H, W, 3), np.float32)
+    for name, kind, data, scale, order in (("le.pfm", "Pf", grey, "-1.0", "<f4"), ("be.pfm", "Pf", grey, "1.0", ">f4"),
+                                          ("rgb.pfm", "PF", colour, "-1.0", "<f4")):
+        p = tmp_path / name
+        p.write_bytes(f"{kind}\n{W} {H}\n{scale}\n".encode() + np.flipud(data).astype(order).tobytes())
+        np.testing.assert_array_equal(_load(p), data)  # colour as RGB, the file's channel order
+        np.testing.assert_array_equal(read_pfm(p), data[..., 0] if data.ndim == 3 else data)
+    (tmp_path / "bad.pfm").write_bytes(b"Pf\n4 4\n-1\n" + b"\0" * 12)  # truncated
+    with pytest.raises(ValueError, match="not a readable PFM"):
+        read_pfm(tmp_path / "bad.pfm")

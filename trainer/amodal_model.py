@@ -3,7 +3,7 @@
 ``build_amodal(**model_config)`` builds the model a checkpoint's ``model_config`` describes.
 Sizes: ``tiny`` = ResNet-18-FPN, ``r50`` = ResNet-50-FPN (the paper's).  Weights are random
 (``weights=None, weights_backbone=None``: nothing is downloaded; the paper's "Random" rows);
-``init`` loads a user's state dict (3-channel first convs are widened like the model's).
+``init`` loads a user's weights through trainer.init_weights (torchvision ResNet / Mask R-CNN layouts too).
 BatchNorm is trainable (torchvision freezes it for pretrained backbones; from random weights
 frozen identity statistics do not train).
 
@@ -26,6 +26,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from trainer.amodal_heads import AmodalMaskHeads, AmodalRoIHeads
 from trainer.amodal_inputs import IMAGENET_MEAN, IMAGENET_STD, input_channels
+from trainer.init_weights import load_init, repeat_rgb
 
 SIZES = {
     # backbone, mask-head width, default input (width, height)
@@ -114,11 +115,6 @@ def widen_first_conv(module: nn.Module, channels: int) -> None:
     setattr(parent, name, new)
 
 
-def repeat_rgb(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    idx = torch.arange(channels) % weight.shape[1]
-    return weight[:, idx].clone()
-
-
 def build_amodal(init: str | None = None, **model_config) -> DAISnet:
     size = model_config.pop("size", "tiny")
     if size not in SIZES:
@@ -126,24 +122,6 @@ def build_amodal(init: str | None = None, **model_config) -> DAISnet:
     cfg = default_config(size, **model_config)
     model = DAISnet(cfg)
     if init:
-        load_init(model, init)
+        # Counts on the model, for the trainer to print (trainer.init_weights, loudly).
+        model.init_report = load_init(model, init, kind="amodal")
     return model
-
-
-def load_init(model: DAISnet, path: str) -> list[str]:
-    """Load a user's weights (a state dict, or an rgsd amodal checkpoint's): tensors whose
-    shapes fit are copied, 3-channel first-conv weights are repeated (§3.5); the rest keep
-    their random values.  Returns the names left at random."""
-    from trainer.checkpoint import read_weights
-    sd = read_weights(path, kind="amodal")  # an rgsd checkpoint, a state dict or .safetensors, never code
-    own = model.state_dict()
-    keep = {}
-    for k, v in sd.items():
-        if k in own and own[k].shape == v.shape:
-            keep[k] = v
-        elif k in own and v.ndim == 4 and v.shape[1] == 3 and own[k].shape[1] > 3 and own[k].shape[0] == v.shape[0]:
-            keep[k] = repeat_rgb(v, own[k].shape[1])
-    if not keep:
-        raise ValueError(f"{path} holds no weights that fit this model")
-    model.load_state_dict(keep, strict=False)
-    return sorted(set(own) - set(keep))

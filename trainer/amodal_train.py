@@ -4,7 +4,8 @@ AdamW (or SGD with momentum, the paper's detectron2 solver) with the smooth warm
 as the authors' code has it: factor = ((i + 1) / t)^p * f for i < t, else 1, times 0.1 at
 each milestone (fractions of the run).  Checkpoints through trainer.checkpoint
 (kind "amodal"): ``last.pt`` every ``ckpt_every`` steps, ``best.pt`` at the lowest logged
-mean loss; ``--resume`` restores weights, optimizer, schedule, RNG and the data position, and
+mean loss, or with ``val`` at the highest amodal AP on held-out scenes (trainer.watch);
+``--resume`` restores weights, optimizer, schedule, RNG and the data position, and
 continues exactly.  DDP under torchrun (one process per GPU, the loader sharded by rank).
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ import torch
 
 from trainer import checkpoint
 from trainer.amodal_model import DEFAULT_CLASSES, SIZES, build_amodal
+from trainer.init_weights import InitError
+from trainer.watch import amodal_score, tensorboard, val_problem, with_defaults
 
 
 @dataclass
@@ -49,6 +52,9 @@ class AmodalTrainConfig:
     log_every: int = 10
     ckpt_every: int = 200
     init: str | None = None
+    val: str | None = None  # held-out scene store(s), comma-separated: best.pt on amodal AP (trainer.watch)
+    val_every: int = 0  # steps between validations; 0: at every checkpoint
+    val_scenes: int = 16
 
 
 class TrainError(RuntimeError):
@@ -101,6 +107,8 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
         raise TrainError(f"--inputs: unknown input '{unknown[0] if unknown else ''}' (choose from rgb,rdn,tangent,normals)")
     if cfg.sobel < 3 or cfg.sobel % 2 == 0:
         raise TrainError(f"--sobel must be odd and >= 3, got {cfg.sobel}")
+    if cfg.val and (problem := val_problem(cfg.val)):
+        raise TrainError(problem)
     mc = model_config(cfg)
     try:
         ds = torch_dataset(list(scene_urls), SampleConfig.from_model(mc, degrade=cfg.degrade,
@@ -119,8 +127,12 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
         model = build_amodal(init=cfg.init, **mc).to(device)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
+    except InitError as exc:
+        raise TrainError(f"--init {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainError(f"--init {cfg.init}: {str(exc).splitlines()[0][:160]}") from None
+    if getattr(model, "init_report", None) is not None and not resume:
+        print(model.init_report.line(cfg.init), file=sys.stderr)
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     opt = _optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -132,9 +144,10 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
         except checkpoint.CheckpointError as exc:
             raise TrainError(str(exc)) from None
         now = _plain(asdict(cfg))
-        if ck["config"] != now:
-            key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+        old = with_defaults(ck["config"], _plain(asdict(AmodalTrainConfig())))
+        if old != now:
+            key = next(k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+            raise TrainError(f"--resume: setting '{key}' differs from the run's ({old.get(key)})")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -150,6 +163,7 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                disable=not progress or rank, dynamic_ncols=True, file=sys.stderr,
                delay=1e-3)  # shown from the first step: an error before it stays one line
     window, t_window, n_window, last_mean, start = [], time.perf_counter(), 0, math.inf, step
+    tb = tensorboard(out) if rank == 0 else None
     t_start = time.perf_counter()
     net.train()
     try:
@@ -184,6 +198,10 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                         writer.writerow([step, *(f"{v:.6f}" for v in mean), f"{opt.param_groups[0]['lr']:.3g}",
                                          f"{rate:.3f}"])
                         log.flush()
+                        if tb:
+                            for name, v in zip(["loss", *names], mean):
+                                tb.add_scalar(name if name == "loss" else f"loss/{name.removeprefix('loss_')}", v, step)
+                            tb.add_scalar("lr", opt.param_groups[0]["lr"], step)
                     window, t_window, n_window, last_mean = [], time.perf_counter(), 0, float(mean[0])
                 stopping = (step >= cfg.steps or (stop_after is not None and step - start >= stop_after)
                             or (minutes is not None and time.perf_counter() - t_start > 60 * minutes))
@@ -191,13 +209,16 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                     flag = torch.tensor([int(stopping)], device=device)
                     torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
                     stopping = bool(flag.item())
-                if rank == 0 and (step % cfg.ckpt_every == 0 or stopping):
+                val_due = bool(cfg.val) and (step % (cfg.val_every or cfg.ckpt_every) == 0 or stopping)
+                if rank == 0 and (step % cfg.ckpt_every == 0 or stopping or val_due):
+                    if cfg.val:  # best = the lowest -AP: the highest validation AP
+                        last_mean = -_validate(model, cfg, step, out, tb) if val_due else math.inf
                     best = min(best, last_mean)
                     state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                  step=step, epoch=epoch, consumed=consumed, best=best, rng=torch.get_rng_state(),
                                  config=_plain(asdict(cfg)))
                     checkpoint.save(last, kind="amodal", model_config=mc, **state)
-                    if best == last_mean:
+                    if best == last_mean and math.isfinite(best):
                         checkpoint.save(out / "best.pt", kind="amodal", model_config=mc, **state)
                 if stopping:
                     return {"steps": step, "best": best}
@@ -205,7 +226,25 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     finally:
         bar.close()
         log.close()
+        if tb:
+            tb.close()
     return {"steps": step, "best": best}
+
+
+def _validate(model, cfg: AmodalTrainConfig, step: int, out: Path, tb) -> float:
+    """--val: amodal AP on the held-out scenes, to val.csv and TensorBoard."""
+    row = amodal_score(model, cfg.val.split(","), cfg.val_scenes, cfg.seed, cfg.min_visible_area)
+    path = out / "val.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["step", "scenes", "amodal_AP", "amodal_AP50"])
+        w.writerow([step, row["scenes"], f"{row['AP']:.6f}", f"{row['AP50']:.6f}"])
+    if tb:
+        tb.add_scalar("val/amodal_AP", row["AP"], step)
+        tb.add_scalar("val/amodal_AP50", row["AP50"], step)
+    return row["AP"] if math.isfinite(row["AP"]) else -math.inf
 
 
 def _plain(d: dict) -> dict:

@@ -104,6 +104,30 @@ def prefault(ptr: int, nbytes: int) -> bool:
     return libc.madvise(start, end - start, _MADV_POPULATE_WRITE) == 0
 
 
+def shared_batch_buffer(shape, dtype):
+    """An uninitialised tensor in shared memory, for a loader worker's batch.
+
+    Allocated in shared memory from the start, as torch's default_collate does, through
+    torch's private ``_typed_storage()._new_shared``: the public ``torch.empty(...)
+    .share_memory_()`` allocates, then copies into shared memory, and the loader ran 1.6x
+    slower with it (benchmarks/RESULTS.md, issue 26).  Should a torch upgrade drop the
+    private call, the public one takes over (slower, the same batches)."""
+    import torch
+    elem = torch.from_numpy(np.empty(0, dtype))
+    try:
+        t = elem.new(elem._typed_storage()._new_shared(int(np.prod(shape)))).resize_(shape)
+    except (AttributeError, TypeError, RuntimeError):
+        return torch.empty(tuple(shape), dtype=elem.dtype).share_memory_()
+    prefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+    return t
+
+
+def public_batch_buffer(shape, dtype):
+    """The public way (benchmarks/bench_loader.py --alloc public compares the two)."""
+    import torch
+    return torch.empty(tuple(shape), dtype=torch.from_numpy(np.empty(0, dtype)).dtype).share_memory_()
+
+
 def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1, pool: int = 4):
     """An IterableDataset of whole batches for ``DataLoader(ds, batch_size=None)``; call
     ``set_epoch`` each epoch.  Loader workers split this rank's blocks between them."""
@@ -135,15 +159,7 @@ def torch_dataset(url: str, seed: int, batch: int, rank: int = 0, world: int = 1
                 keep_freed_memory()  # this loader process only
                 import numcodecs.blosc
                 numcodecs.blosc.use_threads = False  # one Blosc thread per loader process
-            def shared(shape, dtype):
-                # Allocated in shared memory from the start, as torch's default_collate does;
-                # share_memory_() on a new tensor would allocate and then copy it there.
-                elem = torch.from_numpy(np.empty(0, dtype))
-                t = elem.new(elem._typed_storage()._new_shared(int(np.prod(shape)))).resize_(shape)
-                prefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-                return t
-
-            alloc = shared if info is not None else None
+            alloc = shared_batch_buffer if info is not None else None
             for b in iter_batches(st, blocks, self.block, self.batch, self.seed + self.epoch, self.pool, alloc=alloc):
                 yield {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(v) for k, v in b.items()}
 

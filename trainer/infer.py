@@ -82,15 +82,11 @@ def read_depth(path: str) -> np.ndarray:
 
 
 def read_pfm(path) -> np.ndarray:
-    with open(path, "rb") as f:
-        header = f.readline().strip()
-        if header not in (b"Pf", b"PF"):
-            raise ValueError("not a PFM file")
-        w, h = (int(x) for x in f.readline().split())
-        scale = float(f.readline())
-        data = np.frombuffer(f.read(), "<f4" if scale < 0 else ">f4")
-    chans = 3 if header == b"PF" else 1
-    return np.flipud(data.reshape(h, w, chans)[..., 0] if chans == 3 else data.reshape(h, w)).astype(np.float32)
+    """A PFM's (first) channel through OpenCV's reader (OpenCV returns colour as BGR)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError("not a readable PFM file")
+    return img[..., 2].copy() if img.ndim == 3 else img
 
 
 def write_depth(path: str, depth: np.ndarray, like: np.ndarray) -> None:

@@ -12,7 +12,6 @@ trainer/contract.py states this contract and the two-pass merge once.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -210,19 +209,6 @@ def param_counts(model: LayeredRefiner) -> dict[str, int]:
     return counts
 
 
-def _load_state(path: str) -> dict[str, torch.Tensor]:
-    # Weights only: never runs code from the file.
-    from trainer.checkpoint import read_weights
-
-    # DDP ('module.') and torch.compile ('_orig_mod.') wrappers prefix every key.
-    out = {}
-    for k, v in read_weights(path, kind="refiner").items():
-        for prefix in ("module.", "_orig_mod."):
-            k = k.removeprefix(prefix)
-        out[k] = v
-    return out
-
-
 def refiner_config(name: str, model: LayeredRefiner) -> dict:
     """The checkpoint's ``model_config``: plain data that :func:`refiner_from_config` rebuilds."""
     return {"name": name, **dataclasses.asdict(model.cfg)}
@@ -242,16 +228,7 @@ def build_refiner(name: str, init: str | None = None, **overrides) -> LayeredRef
     cfg = dataclasses.replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]
     model = LayeredRefiner(cfg)
     if init is not None:
-        state = _load_state(init)
-        own = model.state_dict()
-        # Shape mismatches would raise even with strict=False; skip and count them instead
-        # (e.g. a checkpoint of another width).
-        bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-        for k in bad:
-            del state[k]
-        res = model.load_state_dict(state, strict=False)
-        if res.missing_keys or res.unexpected_keys or bad:
-            warnings.warn(f"build_refiner({name!r}, init={init!r}): "
-                          f"{len(res.missing_keys)} missing, {len(res.unexpected_keys)} "
-                          f"unexpected, {len(bad)} shape-mismatched keys", stacklevel=2)
+        from trainer.init_weights import load_init
+        # Counts on the model, for the trainer to print: a file that fits badly is refused.
+        model.init_report = load_init(model, init, kind="refiner")
     return model

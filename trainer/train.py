@@ -23,7 +23,9 @@ import torch
 from trainer import checkpoint
 from trainer.augment import augment
 from trainer.contract import layered_forward, normalise_rgb
+from trainer.init_weights import InitError
 from trainer.losses import refine_loss
+from trainer.watch import refiner_score, tensorboard, val_problem, with_defaults
 
 
 @dataclass
@@ -43,6 +45,9 @@ class TrainConfig:
     ckpt_every: int = 200
     init: str | None = None
     residual: bool = True  # False: the paper's plain head (see trainer.model)
+    val: str | None = None  # held-out scene store(s), comma-separated: best.pt on its RMSE (trainer.watch)
+    val_every: int = 0  # steps between validations; 0: at every checkpoint
+    val_scenes: int = 16
 
 
 class TrainError(RuntimeError):
@@ -141,6 +146,8 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     ck = _read_resume(out, cfg) if resume else None
     if not resume and (out / "last.pt").exists():
         raise TrainError(f"{out} already holds a run (use --resume to continue it or another --out)")
+    if cfg.val and (problem := val_problem(cfg.val)):
+        raise TrainError(problem)
     model = _build_model(cfg, resume)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     ds = _dataset(shards_url, cfg, rank, world)
@@ -171,9 +178,10 @@ def _read_resume(out: Path, cfg: TrainConfig) -> dict:
     if not isinstance(ck.get("config"), dict):
         raise TrainError(f"--resume: {last} holds no run config")
     now = asdict(cfg)
-    if ck["config"] != now:
-        key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-        raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+    old = with_defaults(ck["config"], asdict(TrainConfig()))
+    if old != now:
+        key = next(k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+        raise TrainError(f"--resume: setting '{key}' differs from the run's ({old.get(key)})")
     return ck
 
 
@@ -182,9 +190,14 @@ def _build_model(cfg: TrainConfig, resume: bool):
     torch.manual_seed(cfg.seed)
     try:
         # A resumed run takes its weights from last.pt, so --init is not read again.
-        return build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
+        model = build_refiner(cfg.model, init=None if resume else cfg.init, residual=cfg.residual)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
+    except InitError as exc:
+        raise TrainError(f"--init {exc}") from None
+    if getattr(model, "init_report", None) is not None:
+        print(model.init_report.line(cfg.init), file=sys.stderr)
+    return model
 
 
 def _dataset(shards_url: str, cfg: TrainConfig, rank: int, world: int):
@@ -241,8 +254,9 @@ def _loop(run: _Run, ds, log: _Log) -> None:
             run.sched.step()
             run.step += 1
             log.stepped()
-            if run.rank == 0 and (run.step % cfg.ckpt_every == 0 or run.step == cfg.steps):
-                _checkpoint(run, log.last_mean)
+            val_due = bool(cfg.val) and (run.step % (cfg.val_every or cfg.ckpt_every) == 0 or run.step == cfg.steps)
+            if run.rank == 0 and (run.step % cfg.ckpt_every == 0 or run.step == cfg.steps or val_due):
+                _checkpoint(run, log.last_mean, log.validate() if val_due else None)
             if run.step >= cfg.steps:
                 break
         else:
@@ -266,13 +280,18 @@ def _micro_step(run: _Run, raw: dict, amp) -> float:
     return loss.item()
 
 
-def _checkpoint(run: _Run, last_mean: float) -> None:
-    """last.pt every ckpt_every steps; best.pt when the logged loss improved (stage I's loss
-    is on another task, so it never counts).  ``best`` is updated before last.pt is written,
-    so a resumed run compares against the same best as an uninterrupted one."""
+def _checkpoint(run: _Run, last_mean: float, val_rmse: float | None = None) -> None:
+    """last.pt every ckpt_every steps; best.pt when the validation RMSE (with --val) or else
+    the logged loss improved (stage I's loss is on another task, so it never counts).
+    ``best`` is updated before last.pt is written, so a resumed run compares against the
+    same best as an uninterrupted one."""
     from trainer.model import refiner_config
     cfg = run.cfg
-    improved = stage_of(run.step - 1, cfg) != 1 and last_mean < run.best
+    if cfg.val:
+        improved = val_rmse is not None and val_rmse < run.best
+        last_mean = val_rmse
+    else:
+        improved = stage_of(run.step - 1, cfg) != 1 and last_mean < run.best
     if improved:
         run.best = last_mean
     state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
@@ -295,7 +314,7 @@ class _Log:
         self.writer = csv.writer(self.file)
         if not resume:
             self.writer.writerow(["step", "stage", "loss", "lr", "samples_per_s"])
-        self.tb = _tensorboard(run.out) if run.rank == 0 else None
+        self.tb = tensorboard(run.out) if run.rank == 0 else None
         self.bar = tqdm(total=self.cfg.steps, initial=run.step, unit="step", desc=f"train {self.cfg.model}",
                         disable=not progress or run.rank, dynamic_ncols=True, file=sys.stderr,
                         delay=1e-3)  # shown from the first step: an error before it stays one line
@@ -324,16 +343,27 @@ class _Log:
         self.window, self.t0, self.samples = [], time.perf_counter(), 0
         self.last_mean = mean
 
+    def validate(self) -> float:
+        """--val: the evaluation's scores, to val.csv and TensorBoard; returns the RMSE."""
+        run, cfg = self.run, self.cfg
+        row = refiner_score(run.model, cfg.mode, cfg.val.split(","), cfg.val_scenes, cfg.seed)
+        keys = ["RMSE", "MBE", "WHDR", "eps_acc", "eps_comp", "R3@0.5"]
+        path = run.out / "val.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "scenes", *keys])
+            w.writerow([run.step, row["scenes"], *(f"{row.get(k, float('nan')):.6f}" for k in keys)])
+        if self.tb:
+            for k in keys:
+                if k in row and math.isfinite(row[k]):
+                    self.tb.add_scalar(f"val/{k}", row[k], run.step)
+        self.bar.set_postfix(val_rmse=f"{row['RMSE']:.4f}")
+        return row["RMSE"] if math.isfinite(row["RMSE"]) else math.inf
+
     def close(self) -> None:
         self.bar.close()
         self.file.close()
         if self.tb:
             self.tb.close()
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - tensorboard is optional; the CSV log is always written
-        return None
-    return SummaryWriter(str(out / "tb"))
