@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -206,14 +207,14 @@ def removed_if_failed(folder, scratch=()):
     except BaseException:
         if not existed and p.is_dir():
             with contextlib.suppress(OSError):
-                if all(c.name in scratch and c.is_file() for c in p.iterdir()):
-                    for c in p.iterdir():
-                        c.unlink()
-                    p.rmdir()
+                if all(c.name in scratch for c in p.iterdir()):
+                    shutil.rmtree(p)
         raise
 
 
-RUN_SCRATCH = ("log.csv", "config.json")  # what a training run writes before its first checkpoint
+# What a training run writes before its first checkpoint: its log, its settings and its
+# TensorBoard folder (trainer/watch.py).
+RUN_SCRATCH = ("log.csv", "config.json", "val.csv", "tb")
 
 
 def folder_files(option: str, folder: str, names) -> list[tuple[str, str, str]]:
