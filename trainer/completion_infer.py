@@ -108,13 +108,17 @@ def complete(rgb: np.ndarray, depth: np.ndarray | None, masks, model, mc: dict) 
 
 
 def overlay(rgb: np.ndarray, visible, amodal) -> np.ndarray:
-    img = rgb.astype(np.float32).copy()
+    """Visible masks blended in, amodal outlines drawn; each mask handled within its box."""
+    img = rgb.copy()
     colours = [tuple(int(v) for v in np.random.default_rng(k + 7).integers(60, 255, 3)) for k in range(len(visible))]
     for v, c in zip(visible, colours):
-        img[v] = 0.55 * img[v] + 0.45 * np.array(c, np.float32)
-    img = img.astype(np.uint8)
+        x0, y0, x1, y1 = visible_box(v)
+        win, m = img[y0:y1, x0:x1], v[y0:y1, x0:x1]
+        win[m] = (0.55 * win[m] + 0.45 * np.array(c, np.float32)).astype(np.uint8)
     for a, c in zip(amodal, colours):
-        cnts, _ = cv2.findContours(a.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        x0, y0, x1, y1 = visible_box(a)
+        cnts, _ = cv2.findContours(a[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE,
+                                   offset=(x0, y0))
         cv2.drawContours(img, cnts, -1, c, 1)
     return img
 
