@@ -23,8 +23,9 @@ Data (tiny preset at 320x180, ~1.5 s a scene on 2 cores):
   $G --n 40 --scenario street --seed 400 --set lighting.night_fraction=0.6 --set lighting.dusk_fraction=0 \\
      --set fog.fraction=0.6 --out DATA/test_nightfog.zarr
 
-Run (this machine, ~30 min):
-  nice -n 15 python benchmarks/ablation_completion.py --data DATA --out /tmp/ablation --cpu-minutes 1
+Run (this machine, 2 shared cores: 18 x 1 CPU-minute of training + ~3 CPU-minutes of scoring):
+  nice -n 15 python benchmarks/ablation_completion.py --data DATA --out /tmp/ablation --cpu-minutes 1 \
+     --steps 150 --widths 8,16,32,64 --max-test-scenes 30
 Full scale (a GPU machine; render 20x the scenes with the small preset first):
   python benchmarks/ablation_completion.py --data DATA --out runs/ablation --minutes 20 --device-threads 0 \\
      --steps 20000 --max-test-scenes 500
