@@ -22,6 +22,15 @@ from trainer.completion_train import CompletionTrainConfig, model_config, train 
 ALL = ["visible", "rgb", "depth", "rdn", "tangent", "infront"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second OpenMP thread only spins (30x slower on a loaded 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def occluded_scene():
     """A 100x80 image: instance 1, amodal x 20..50, y 30..50, at 10 m, hidden right of x = 40
     by instance 2 (x 40..70, y 20..60) at 5 m; the rest at 20 m."""
