@@ -136,9 +136,9 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
         step, epoch, consumed, cpu_used = ck["step"], ck["epoch"], ck["consumed"], ck["cpu_seconds"]
         torch.set_rng_state(ck["rng"])
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.csv", "a", newline="")
-    writer = csv.writer(log)
-    if not resume:
+    log = open(out / "log.csv", "a", newline="") if rank == 0 else None
+    writer = csv.writer(log) if log else None
+    if writer and not resume:
         writer.writerow(["step", "loss", "lr", "instances_per_s", "cpu_s"])
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="train completion", disable=not progress or rank,
                dynamic_ncols=True, file=sys.stderr, delay=1e-3)
@@ -161,7 +161,12 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
                                 generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
             for x, y in loader:
                 consumed += 1
-                if len(x) == 0:
+                empty = len(x) == 0
+                if world > 1:  # a group without instances on any rank: every rank skips it, in lockstep
+                    flag = torch.tensor([int(empty)], device=device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    empty = bool(flag.item())
+                if empty:
                     continue
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 loss = loss_fn(net(x), y)
@@ -198,5 +203,6 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
             epoch, consumed = epoch + 1, 0
     finally:
         bar.close()
-        log.close()
+        if log:
+            log.close()
     return {"steps": step, "cpu_seconds": cpu_used + cpu_seconds() - cpu0}
