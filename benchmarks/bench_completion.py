@@ -67,12 +67,10 @@ def loader_vs_model(url: str, n_scenes: int) -> None:
 
 def complete_timing(checkpoint: str | None) -> None:
     import cv2
-    import torch
 
     from trainer import checkpoint as ck
     from trainer.completion_infer import complete_files
     from trainer.completion_model import build_completion
-    torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     h, w = 720, 1280
     tmp = Path(tempfile.mkdtemp(prefix="bench_complete_"))

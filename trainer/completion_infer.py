@@ -97,7 +97,14 @@ def complete(rgb: np.ndarray, depth: np.ndarray | None, masks, model, mc: dict) 
         raws.append(raw_crop(rgb, depth, m, c, mc["size"]))
         crops.append(c)
     x = np.stack([channels(r, mc["inputs"]) for r in raws])
-    probs = predict(model, x, mc["inputs"].index("visible") if "visible" in mc["inputs"] else None)
+    import torch
+    threads = torch.get_num_threads()
+    # A photo's few crops are a small batch: more OpenMP threads mostly spin (3x slower on a busy machine).
+    torch.set_num_threads(1)
+    try:
+        probs = predict(model, x, mc["inputs"].index("visible") if "visible" in mc["inputs"] else None)
+    finally:
+        torch.set_num_threads(threads)
     out = []
     for p, c, m in zip(probs, crops, masks):
         full = np.zeros(m.shape, bool)
