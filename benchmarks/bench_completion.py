@@ -105,6 +105,8 @@ def complete_timing(checkpoint: str | None) -> None:
                         str(tmp / "depth.png"), "--checkpoint", checkpoint, "--out", args[3], "--overwrite"],
                        capture_output=True, text=True)
     print(f"whole command in a fresh process (imports included): {time.perf_counter() - t:.2f} s wall, rc {r.returncode}")
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
