@@ -42,10 +42,11 @@ def cli():
       gen verify   check every chunk of a store's finished scenes/shards (--repair)
       gen preview  contact sheet of a store
       gen stats    dataset statistics of scene stores (JSON, Markdown, plots; KINS beside)
-      gen train    train the layered depth refiner or the amodal model (gen train refiner|amodal)
-      gen eval     reports: refiner (Table 1), amodal (COCO AP/AR), order metrics (gen eval refiner|amodal|order)
+      gen train    train the depth refiner, the amodal model or amodal completion (gen train refiner|amodal|completion)
+      gen eval     reports: refiner (Table 1), amodal (COCO AP/AR), completion (mIoU), order (gen eval ...)
       gen refine   refine a depth map along a mask with a trained refiner
       gen segment  amodal instance segmentation of a photo with its depth map
+      gen complete amodal masks for a photo's visible masks from any segmenter
       gen export   hand results to other tools: KINS / COCO / InstaOrder JSON, region
                    support, weights as safetensors (gen export kins|coco|...|weights)
     """
@@ -369,16 +370,19 @@ def export_():
 def _add_subcommands():
     # The commands live in their own files (this one stays short) and import their machinery
     # inside the command functions, so `gen --help` stays fast.
-    from pipelines import cli_amodal, cli_export, cli_refiner, cli_stats
+    from pipelines import cli_amodal, cli_completion, cli_export, cli_refiner, cli_stats
     for command in cli_export.EXPORT_COMMANDS:
         export_.add_command(command)
     export_.add_command(cli_refiner.export_weights)
     eval_.add_command(cli_export.eval_order)
     eval_.add_command(cli_amodal.eval_amodal)
+    eval_.add_command(cli_completion.eval_completion)
     eval_.add_command(cli_refiner.eval_refiner)
     train.add_command(cli_amodal.train_amodal)
+    train.add_command(cli_completion.train_completion)
     train.add_command(cli_refiner.train_refiner)
     cli.add_command(cli_amodal.segment)
+    cli.add_command(cli_completion.complete)
     cli.add_command(cli_refiner.refine)
     cli.add_command(cli_stats.stats)
 

@@ -5,7 +5,7 @@ bools, None, lists, tuples and dicts -- so it loads with ``torch.load(weights_on
 and never runs code from the file (pickle's ``__reduce__`` is refused by the loader):
 
     {"format": "rgsd.checkpoint", "version": 2,
-     "kind": "refiner" | "amodal",         # which model family
+     "kind": "refiner" | "amodal" | "completion",  # which model family
      "model_config": {...},                # plain data: what build_<kind>(**model_config) needs
      "model": state_dict,                  # tensors
      ...training state (optimizer, scheduler, step, rng as tensors/ints), all plain data,
@@ -33,7 +33,7 @@ from pathlib import Path
 FORMAT = "rgsd.checkpoint"
 VERSION = 2
 CONVERT_HINT = "python -m trainer.convert_checkpoint OLD NEW"
-KINDS = ("refiner", "amodal")
+KINDS = ("refiner", "amodal", "completion")
 _PLAIN = (str, int, float, bool, type(None))
 
 
