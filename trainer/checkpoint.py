@@ -27,8 +27,11 @@ trainer.convert_checkpoint``, which the user runs knowingly on files they trust.
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+from scenes import atomic
 
 FORMAT = "rgsd.checkpoint"
 VERSION = 2
@@ -70,10 +73,9 @@ def save(path, *, kind: str, model_config: dict, model: dict, **state) -> None:
           "model": dict(model), **state}
     _check_plain(ck, "checkpoint")
     ck["checksum"] = content_digest(ck)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()  # serialised in memory: a full disk fails in the write below, in one line
+    torch.save(ck, buf)
+    atomic.write_bytes(Path(path), buf.getbuffer())
 
 
 def content_digest(ck: dict) -> str:
