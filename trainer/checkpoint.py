@@ -28,7 +28,6 @@ trainer.convert_checkpoint``, which the user runs knowingly on files they trust.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from scenes import atomic
