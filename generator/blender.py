@@ -37,11 +37,9 @@ def setup(render_cfg: dict) -> bpy.types.Scene:
     scene = bpy.context.scene
     r, c = scene.render, scene.cycles
     r.resolution_x, r.resolution_y, r.resolution_percentage = render_cfg["width"], render_cfg["height"], 100
-    # No persistent data: a reused Cycles session carries sampling state from the renders
-    # before it (measured: the same night frame rendered fresh and after itself differed in
-    # 2,656 of 43,200 values; after a frame with more samples, in 88 %), so a frame's RGB
-    # would depend on what its worker rendered before.  A fresh session per render costs
-    # the annotation pass its BVH reuse: +0.05 s a scene at tiny, +0.15-0.2 s at small.
+    # No Cycles session outlives a frame (see start_frame_session): a reused session carries
+    # sampling state from the renders before it, so a frame's RGB would depend on what its
+    # worker rendered before.
     r.use_persistent_data = False
     if render_cfg["threads"]:
         r.threads_mode, r.threads = "FIXED", render_cfg["threads"]
@@ -56,6 +54,31 @@ def setup(render_cfg: dict) -> bpy.types.Scene:
     scene.camera.data.clip_start = 0.05
     scene.camera.data.clip_end = render_cfg["clip_end"]
     return scene
+
+
+def start_frame_session(scene) -> None:
+    """One Cycles session for the renders of one frame: the RGB render starts a fresh one and
+    the annotation render reuses its scene sync and BVH.  The caller ends it with
+    :func:`end_frame_session` in a ``finally``, so no session outlives its frame.
+
+    Persistent data across frames is off (measured: the same night frame rendered fresh and
+    right after itself differed in 2,656 of 43,200 values; after a frame with more samples,
+    in 88 %), and with a fresh session per render the annotation pass synced the scene and
+    built its BVH again: 11 % of the RGB render at ``default``, 19 % at ``small``
+    (RESULTS.md, issue 23).  Within a frame a session is safe: the RGB render is its first,
+    so it is that of a fresh session, and the annotation render after it depends on this
+    frame alone.
+    """
+    # Under persistent data Cycles builds the dynamic (refittable, slower to trace) BVH; the
+    # static one is what a render without it builds, so the RGB stays the same byte for byte.
+    scene.cycles.debug_bvh_type = "STATIC_BVH"
+    scene.render.use_persistent_data = True
+
+
+def end_frame_session(scene) -> None:
+    """Free the frame's Cycles session: switching persistent data off frees it at once
+    (RNA update -> RE_FreePersistentData), so the next render starts a fresh one."""
+    scene.render.use_persistent_data = False
 
 
 def node_material(name: str):

@@ -16,6 +16,9 @@ from scenes.spec import SceneSpec
 from scenes.user_assets import asset_file, cutout_mesh, read_alpha
 from scenes.view import FrameView, frame_view
 
+STUFF = "rgsd.annot.stuff"  # the annotation material of everything but candidate instances
+STOP_DEPTH = "rgsd.stop_depth"  # its image (and node) of where it ends rays
+
 
 @dataclass
 class Built:
@@ -121,7 +124,46 @@ def _annotation_material(name: str, aov: str | None):
     nt.nodes.clear()
     out = nt.nodes.new("ShaderNodeOutputMaterial")
     out.target = "CYCLES"
-    nt.links.new(nt.nodes.new("ShaderNodeBsdfTransparent").outputs[0], out.inputs["Surface"])
+    transparent = nt.nodes.new("ShaderNodeBsdfTransparent").outputs[0]
+    if aov:
+        nt.links.new(transparent, out.inputs["Surface"])
+    else:
+        # Stuff ends the ray (holdout) where it is past every candidate instance whose image
+        # footprint holds the ray (the stop-depth image, set per frame; 0 outside every
+        # footprint): nothing further along could add to an amodal mask, and crossing the
+        # stuff behind the instances (rows of buildings) was most of the pass's time.  The
+        # image is indexed by the ray's direction (x/z, y/z in camera space: one per ray, for
+        # the pinhole and the lens alike), and view z grows along every ray that reaches z > 0.
+        view = nt.nodes.new("ShaderNodeCameraData")
+        xyz = nt.nodes.new("ShaderNodeSeparateXYZ")
+        nt.links.new(view.outputs["View Vector"], xyz.inputs[0])
+        uv = nt.nodes.new("ShaderNodeCombineXYZ")
+        for axis in "XY":
+            div = nt.nodes.new("ShaderNodeMath")
+            div.operation = "DIVIDE"
+            nt.links.new(xyz.outputs[axis], div.inputs[0])
+            nt.links.new(xyz.outputs["Z"], div.inputs[1])
+            nt.links.new(div.outputs[0], uv.inputs[axis])
+        to_grid = nt.nodes.new("ShaderNodeVectorMath")
+        to_grid.operation = "MULTIPLY_ADD"
+        to_grid.name = STOP_DEPTH  # its scale and offset map this frame's view bounds to [0, 1]
+        nt.links.new(uv.outputs[0], to_grid.inputs[0])
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.image = _stop_depth_image()
+        tex.interpolation = "Closest"
+        tex.extension = "EXTEND"
+        nt.links.new(to_grid.outputs[0], tex.inputs["Vector"])
+        red = nt.nodes.new("ShaderNodeSeparateColor")
+        nt.links.new(tex.outputs["Color"], red.inputs["Color"])
+        stop = nt.nodes.new("ShaderNodeMath")
+        stop.operation = "GREATER_THAN"
+        nt.links.new(view.outputs["View Z Depth"], stop.inputs[0])
+        nt.links.new(red.outputs["Red"], stop.inputs[1])
+        mix = nt.nodes.new("ShaderNodeMixShader")
+        nt.links.new(stop.outputs[0], mix.inputs["Fac"])
+        nt.links.new(transparent, mix.inputs[1])
+        nt.links.new(nt.nodes.new("ShaderNodeHoldout").outputs[0], mix.inputs[2])
+        nt.links.new(mix.outputs[0], out.inputs["Surface"])
     if aov:
         value = nt.nodes.new("ShaderNodeValue")
         value.outputs[0].default_value = 1.0
@@ -156,6 +198,74 @@ def _annotation_material(name: str, aov: str | None):
     return mat
 
 
+def _stop_depth_image():
+    img = bpy.data.images.get(STOP_DEPTH)
+    if img is None:
+        img = bpy.data.images.new(STOP_DEPTH, 1, 1, alpha=False, float_buffer=True)
+        img.colorspace_settings.name = "Non-Color"
+    return img
+
+
+def view_bounds(intr: dict) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): a rectangle of undistorted x/z, y/z (OpenCV camera) that holds every
+    ray of the image."""
+    if intr.get("lens"):
+        return tuple(intr["bounds"])
+    return (-intr["cx"] / intr["fx"], (intr["width"] - intr["cx"]) / intr["fx"],
+            -intr["cy"] / intr["fy"], (intr["height"] - intr["cy"]) / intr["fy"])
+
+
+def stop_depths(built: Built, grid: tuple[int, int]) -> np.ndarray:
+    """(h, w) view z beyond which no candidate instance can be met, on a grid over the view
+    bounds (rows top-down; 0: none can be): each candidate's largest vertex z over the
+    bounding box of its vertices' x/z, y/z, grown by a cell and clamped into the grid (a ray
+    off the grid reads its edge).  A candidate reaching behind the camera plane puts its z
+    on every cell."""
+    w, h = grid
+    out = np.zeros((h, w))
+    view = built.view
+    x0, x1, y0, y1 = view_bounds(view.intrinsics)
+    for c in view.candidates:
+        ob = built.objects[c["object"]]
+        co = np.empty(3 * len(ob.data.vertices), np.float32)
+        ob.data.vertices.foreach_get("co", co)
+        if not len(co):
+            continue
+        # matrix_basis follows location and rotation at once (matrix_world waits for a depsgraph)
+        m = view.world_to_camera @ np.array(ob.matrix_basis, np.float64)
+        cam = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+        z = cam[:, 2].max() * (1.0 + 1e-4) + 0.01  # room for float32 and the shader's own z
+        if cam[:, 2].min() <= 1e-3:
+            out = np.maximum(out, z)
+            continue
+        u = (cam[:, 0] / cam[:, 2] - x0) / (x1 - x0) * w
+        v = (cam[:, 1] / cam[:, 2] - y0) / (y1 - y0) * h
+        i0, i1 = (int(np.clip(np.floor(t) + d, 0, w - 1)) for t, d in ((u.min(), -1), (u.max(), 1)))
+        j0, j1 = (int(np.clip(np.floor(t) + d, 0, h - 1)) for t, d in ((v.min(), -1), (v.max(), 1)))
+        out[j0:j1 + 1, i0:i1 + 1] = np.maximum(out[j0:j1 + 1, i0:i1 + 1], z)
+    return out
+
+
+def set_stop_depth(built: Built, cell_px: int = 8) -> None:
+    """Load this frame's stop depths (a cell per ~``cell_px`` pixels) into the image the stuff
+    annotation material reads, and map the view bounds onto it."""
+    r = bpy.context.scene.render
+    w, h = -(-r.resolution_x // cell_px), -(-r.resolution_y // cell_px)
+    depth = stop_depths(built, (w, h))
+    img = _stop_depth_image()
+    if tuple(img.size) != (w, h):
+        img.scale(w, h)
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = depth[::-1, :, None]  # Blender's rows run bottom-up
+    img.pixels.foreach_set(rgba.ravel())
+    img.update()
+    # Cycles' camera space has y up: its y/z is OpenCV's -y/z, and the image's row 0 is y1.
+    x0, x1, y0, y1 = view_bounds(built.view.intrinsics)
+    to_grid = bpy.data.materials[STUFF].node_tree.nodes[STOP_DEPTH]
+    to_grid.inputs[1].default_value = (1.0 / (x1 - x0), 1.0 / (y1 - y0), 0.0)
+    to_grid.inputs[2].default_value = (-x0 / (x1 - x0), y1 / (y1 - y0), 0.0)
+
+
 def use_annotation_materials(built: Built) -> None:
     """Swap every object's materials (object-linked slots) for the annotation ones and give
     the annotation view layer exactly one AOV per candidate instance."""
@@ -172,7 +282,8 @@ def use_annotation_materials(built: Built) -> None:
             aov = layer.aovs.add()
             aov.name = name
             aov.type = "COLOR" if name == "gnormal" else "VALUE"
-    stuff = _annotation_material("rgsd.annot.stuff", None)
+    stuff = _annotation_material(STUFF, None)
+    set_stop_depth(built)
     inst = {iid: _annotation_material(f"rgsd.annot.am{iid - 1}", f"am{iid - 1}")
             for iid in range(1, k + 1)}
     for i, ob in enumerate(built.objects):

@@ -8,11 +8,16 @@ Two Cycles renders per scene:
   to its own AOV on every crossing, so AOV k is non-zero iff the pixel-centre ray meets
   instance k anywhere along it: the amodal mask, hidden parts and wholly hidden instances
   included.  The first crossing (transparent depth 0) writes planar depth, the object's
-  pass index and its true normal: point samples, never blended across a silhouette.
+  pass index and its true normal: point samples, never blended across a silhouette.  A ray
+  ends in the stuff once it is past every candidate that could lie on it
+  (``build.stop_depths``): nothing further could change an AOV.
 
-Both renders use the one camera (generator/lens.py: a pinhole, or the OSL radial lens), so
-each annotation pixel is the point sample of the same ray as the RGB pixel; a shutter
-(``spec.camera.shutter_s``) motion-blurs ``main`` only, ``annot`` sees the shutter's centre.
+Both renders share one Cycles session (one scene sync and BVH build), fresh for the RGB and
+freed after the annotation render (``blender.start_frame_session``), so no frame depends on
+what its worker rendered before.  Both use the one camera (generator/lens.py: a pinhole, or
+the OSL radial lens), so each annotation pixel is the point sample of the same ray as the
+RGB pixel; a shutter (``spec.camera.shutter_s``) motion-blurs ``main`` only, ``annot`` sees
+the shutter's centre.
 
 Why not the main render's Depth / Object Index passes?  Cycles does write them from sample
 0 only, but sample 0 lands where the pixel filter's importance table maps 0.5, which is
@@ -171,6 +176,7 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
     a_png, b_exr, a_exr = (str(scratch / f"{spec.index}.{n}") for n in ("rgb.png", "annot.exr", "rgb.exr"))
     try:
         t1 = time.perf_counter()
+        blender.start_frame_session(scene)
         _set_main_settings(scene, rgb_settings(cfg["render"], spec.lighting),
                            (spec.seed * 1_000_003 + spec.index) % (2**31 - 1))
         lens.point_sample(scene.camera.data, False)
@@ -203,6 +209,7 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
             candidates=built.view.candidates, max_instances=cfg["scene"]["max_instances"], rgb=rgb)
         t5 = time.perf_counter()
     finally:
+        blender.end_frame_session(scene)
         for p in (a_png, b_exr, a_exr):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)

@@ -136,7 +136,7 @@ def _sock(sockets, identifier: str):
 def _grey_node(world, wanted: bool):
     """The Mix node (``rgsd.grey``) between sky and background when ``wanted`` (overcast,
     night), else None, the tree of a clear day.  One World whose node is added and removed,
-    not a second World: with Cycles' persistent data (since turned off, generator/blender.py)
+    not a second World: with Cycles' persistent data across frames (now one frame's, generator/blender.py)
     a day scene rendered after a switch of Worlds differed from the same scene rendered first
     (measured)."""
     tree = world.node_tree

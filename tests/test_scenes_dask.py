@@ -142,10 +142,11 @@ def test_workers_recycled_after_every_scene_lose_nothing(reference, tmp_path):
 
 
 def test_blender_subprocess_mode(reference, tmp_path):
+    # Three scenes: a fresh process per task (each starts Blender) is what the mode changes.
     url = str(tmp_path / "sub.zarr")
     opts = scenes_run.ClusterOptions(workers=1, blender="subprocess")
-    assert scenes_run.run(url, n=N, cfg=CFG, seed=3, cluster=opts).code == 0
-    assert_same_annotations(reference, url)
+    assert scenes_run.run(url, n=3, cfg=CFG, seed=3, cluster=opts).code == 0
+    assert_same_annotations(reference, url, n=3)
 
 
 def test_a_cluster_without_workers_fails_instead_of_waiting_forever(tmp_path):
