@@ -92,11 +92,11 @@ def complete_timing(checkpoint: str | None) -> None:
         checkpoint = str(tmp / "all.pt")
         ck.save(checkpoint, kind="completion", model_config=mc, model=build_completion(**mc).state_dict())
     args = (str(tmp / "photo.png"), str(tmp / "ids.png"), checkpoint, str(tmp / "out.json"))
-    complete_files(*args, depth=str(tmp / "depth.png"), overwrite=True)  # warm-up
+    complete_files(*args, depth=str(tmp / "depth.png"))  # warm-up
     best_wall, best_cpu = 1e9, 1e9
     for _ in range(5):
         t, c = time.perf_counter(), cpu()
-        complete_files(*args, depth=str(tmp / "depth.png"), overwrite=True)
+        complete_files(*args, depth=str(tmp / "depth.png"))
         best_wall, best_cpu = min(best_wall, time.perf_counter() - t), min(best_cpu, cpu() - c)
     print(f"gen complete 1280x720, {int(ids.max())} instances (all inputs): in-process {best_wall:.3f} s wall, "
           f"{best_cpu:.3f} s CPU (best of 5)")

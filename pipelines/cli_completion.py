@@ -8,6 +8,7 @@ import click
 
 from pipelines.cli_amodal import _scene_list
 from pipelines.cli_base import Command, UserError, needs
+from pipelines.cli_checks import RUN_SCRATCH, check_outputs, folder_files, removed_if_failed
 
 INPUT_HELP = ("Input channels, comma-separated: visible (the visible mask), rgb, depth (log2 depth relative to the "
               "instance's median visible depth), rdn (regional depth normalisation, 4 maps), tangent (normals from "
@@ -60,8 +61,11 @@ def train_completion(more_scenes, scene_stores, out, inputs, classes, size, crop
                                 factor=crop_factor, steps=steps, scenes_per_step=scenes_per_step,
                                 max_instances=max_instances, lr=lr, degrade=degrade, min_visible_area=min_visible_area,
                                 seed=seed, loader_workers=loader_workers, ckpt_every=ckpt_every)
+    stores = _scene_list(scene_stores, more_scenes)
+    check_outputs([("--out", out, "dir")], stores)
     try:
-        result = run_train(_scene_list(scene_stores, more_scenes), out, cfg, resume=resume, cpu_minutes=cpu_minutes)
+        with removed_if_failed(out, RUN_SCRATCH):
+            result = run_train(stores, out, cfg, resume=resume, cpu_minutes=cpu_minutes)
     except TrainError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"trained {result['steps']} steps; checkpoints in {out}", err=True)
@@ -76,8 +80,9 @@ def train_completion(more_scenes, scene_stores, out, inputs, classes, size, crop
 @click.option("--degrade", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Degrade the ground-truth depth as in training, seeded per scene (0: exact depth).")
 @click.option("--min-visible-area", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the report files of an earlier run in --out.")
 @needs("torch")
-def eval_completion(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade, min_visible_area):
+def eval_completion(checkpoint, more_scenes, scene_stores, out, max_scenes, degrade, min_visible_area, overwrite):
     """Full and occluded-part mIoU (C2F-Seg's definitions) per occlusion-rate bin and class, with the
     visible-mask and convex-hull baselines in the same table: report.md and report.json.
 
@@ -85,10 +90,12 @@ def eval_completion(checkpoint, more_scenes, scene_stores, out, max_scenes, degr
     Example:
       gen eval completion runs/c1/last.pt --scenes test.zarr --out report/
     """
-    from trainer.completion_eval import InputError, evaluate
+    from trainer.completion_eval import REPORT_FILES, InputError, evaluate
+    stores = _scene_list(scene_stores, more_scenes)
+    check_outputs([("--out", out, "dir"), *folder_files("--out", out, REPORT_FILES)], [checkpoint, *stores], overwrite)
     try:
-        evaluate(checkpoint, _scene_list(scene_stores, more_scenes), out, max_scenes=max_scenes, degrade=degrade,
-                 min_visible_area=min_visible_area)
+        with removed_if_failed(out):
+            evaluate(checkpoint, stores, out, max_scenes=max_scenes, degrade=degrade, min_visible_area=min_visible_area)
     except InputError as exc:
         raise UserError(str(exc)) from None
     click.echo((Path(out) / "report.md").read_text())
@@ -113,9 +120,13 @@ def complete(photo, visible, depth, depth_kind, checkpoint, out, overwrite):
     Example:
       gen complete photo.png --visible masks.json --depth depth.png --checkpoint runs/c1/last.pt --out amodal.json
     """
-    from trainer.completion_infer import InputError, complete_files
+    from trainer.completion_infer import InputError, complete_files, overlay_path
+    if not out.lower().endswith(".json"):
+        raise UserError(f"--out {out} must end in .json (the overlay goes beside it as .png)")
+    check_outputs([("--out", out, "file"), ("the overlay", str(overlay_path(out)), "file")],
+                  [photo, visible, depth, checkpoint], overwrite)
     try:
-        js, png = complete_files(photo, visible, checkpoint, out, depth=depth, depth_kind=depth_kind, overwrite=overwrite)
+        js, png = complete_files(photo, visible, checkpoint, out, depth=depth, depth_kind=depth_kind)
     except InputError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"wrote {js} and {png}")

@@ -204,7 +204,7 @@ def test_gen_complete_from_coco_json_and_id_png(photo, tmp_path):
     (("--visible", "empty.json", "--depth", "d.png", "--checkpoint", "depth.pt"), "empty mask"),
     (("--visible", "m.json", "--depth", "d.png", "--checkpoint", "refiner.pt"), "refiner model"),
     (("--visible", "m.json", "--checkpoint", "depth.pt"), "give --depth"),
-    (("--visible", "m.json", "--checkpoint", "nodepth.pt", "--out-is-input"), "one of the inputs"),
+    (("--visible", "m.json", "--checkpoint", "nodepth.pt", "--out-is-input"), "onto the input"),
 ])
 def test_bad_inputs_one_line_exit_2_nothing_written(photo, tmp_path, args, needle):
     args = [photo / a if str(a).endswith((".png", ".json", ".pt")) else a for a in args]

@@ -33,6 +33,10 @@ TRAIN_AM = ["train", "amodal", "--scenes", "s.zarr", "--steps", "1", "--batch", 
 TRAIN_REF = ["train", "refiner", "--shards", "sh.zarr", "--steps", "1", "--batch", "2", "--loader-workers", "0"]
 EVAL_AM = ["eval", "amodal", "am.pt", "--scenes", "s.zarr", "--max-scenes", "1", "--overlays", "1"]
 EVAL_REF = ["eval", "refiner", "ref.pt", "--scenes", "s.zarr", "--max-scenes", "1"]
+COMPLETE = ["complete", "p.png", "--visible", "m.png", "--depth", "d.png", "--checkpoint", "cm.pt"]
+TRAIN_C = ["train", "completion", "--scenes", "s.zarr", "--steps", "1", "--size", "16", "--scenes-per-step", "1",
+           "--min-visible-area", "1", "--loader-workers", "0"]
+EVAL_C = ["eval", "completion", "cm.pt", "--scenes", "s.zarr", "--max-scenes", "1", "--min-visible-area", "1"]
 ONTO, EXISTS, SAME, RO, FULL = "onto the input", "already exists", "same path", "read-only", "No space left"
 
 # (id, argv, where: "here" | "ro" | "full" | "full:<bytes left>", exit status, words in the line)
@@ -91,6 +95,15 @@ CASES = [
     ("eval_amodal_report_exists", [*EVAL_AM, "--out", "rep_am"], "here", 2, EXISTS),
     ("eval_amodal_read_only", [*EVAL_AM, "--out", "ro/rep"], "ro", 2, RO),
     ("eval_amodal_full", [*EVAL_AM, "--out", "full/rep"], "full", 1, FULL),
+    ("train_completion_into_store", [*TRAIN_C, "--out", "s.zarr/run"], "here", 2, ONTO),
+    ("train_completion_onto_store", [*TRAIN_C, "--out", "s.zarr"], "here", 2, ONTO),
+    ("train_completion_run_exists", [*TRAIN_C, "--out", "run_c"], "here", 2, "already holds a run"),
+    ("train_completion_read_only", [*TRAIN_C, "--out", "ro/run"], "ro", 2, RO),
+    ("train_completion_full", [*TRAIN_C, "--out", "full/run"], "full", 1, FULL),
+    ("eval_completion_onto_store", [*EVAL_C, "--out", "s.zarr"], "here", 2, ONTO),
+    ("eval_completion_report_exists", [*EVAL_C, "--out", "rep_c"], "here", 2, EXISTS),
+    ("eval_completion_read_only", [*EVAL_C, "--out", "ro/rep"], "ro", 2, RO),
+    ("eval_completion_full", [*EVAL_C, "--out", "full/rep"], "full", 1, FULL),
     ("eval_order_onto_prediction", ["eval", "order", "o.json", "--scenes", "s.zarr", "--out", "o.json", "--overwrite"],
      "here", 2, ONTO),
     ("eval_order_onto_store_metadata", ["eval", "order", "o.json", "--scenes", "s.zarr", "--out", "s.zarr/zarr.json",
@@ -112,6 +125,13 @@ CASES = [
     ("segment_overlay_exists", [*SEGMENT, "--out", "ov.json"], "here", 2, ["overlay", EXISTS]),
     ("segment_read_only", [*SEGMENT, "--out", "ro/sg.json"], "ro", 2, RO),
     ("segment_full", [*SEGMENT, "--out", "full/sg.json"], "full", 1, FULL),
+    ("complete_overlay_onto_depth", [*COMPLETE, "--out", "d.json"], "here", 2, ["overlay", ONTO]),
+    ("complete_overlay_onto_photo", [*COMPLETE, "--out", "p.json", "--overwrite"], "here", 2, ["overlay", ONTO]),
+    ("complete_out_is_not_json", [*COMPLETE, "--out", "cp9.png"], "here", 2, ".json"),  # it would be its own overlay
+    ("complete_exists", [*COMPLETE, "--out", "exists.json"], "here", 2, EXISTS),
+    ("complete_overlay_exists", [*COMPLETE, "--out", "ov.json"], "here", 2, ["overlay", EXISTS]),
+    ("complete_read_only", [*COMPLETE, "--out", "ro/cp.json"], "ro", 2, RO),
+    ("complete_full", [*COMPLETE, "--out", "full/cp.json"], "full", 1, FULL),
     # gen export
     ("kins_onto_store_metadata", ["export", "kins", "s.zarr", "--out", "s.zarr/zarr.json", "--overwrite"], "here", 2,
      ONTO),
@@ -180,6 +200,14 @@ def _amodal_checkpoint(path: Path) -> None:
     checkpoint.save(path, kind="amodal", model_config=mc, model=build_amodal(**mc).state_dict())
 
 
+def _completion_checkpoint(path: Path) -> None:
+    from trainer import checkpoint
+    from trainer.completion_model import build_completion
+    from trainer.completion_train import CompletionTrainConfig, model_config
+    mc = model_config(CompletionTrainConfig(size=16, widths=[8, 16, 32, 64]))
+    checkpoint.save(path, kind="completion", model_config=mc, model=build_completion(**mc).state_dict())
+
+
 def _refiner_checkpoint(path: Path) -> None:
     from trainer import checkpoint
     from trainer.model import build_refiner, refiner_config
@@ -203,7 +231,8 @@ def work(tmp_path_factory):
     shutil.copytree(w / "s.zarr", w / "dmg.zarr")
     for a in ("rgb", "amodal"):
         _flip_all(w / "dmg.zarr", a)
-    for ro_dir in ("ro", "full", "rep_existing", "rep_ref", "rep_am", "run_ref", "run_am", "rgbd/rgb", "rgbd/depth"):
+    for ro_dir in ("ro", "full", "rep_existing", "rep_ref", "rep_am", "run_ref", "run_am", "run_c", "rep_c",
+                   "rgbd/rgb", "rgbd/depth"):
         (w / ro_dir).mkdir(parents=True)
     shutil.copytree(w / "s.zarr", w / "ro" / "s.zarr")
     for args in (["shards", "s.zarr", "--out", "sh.zarr", "--samples", "32", *SHARDS],
@@ -216,6 +245,8 @@ def work(tmp_path_factory):
     shutil.copy(w / "ref.pt", w / "wj.json")  # a checkpoint whose name the weights' sidecar would take
     shutil.copy(w / "ref.pt", w / "run_ref" / "last.pt")
     os.link(w / "am.pt", w / "run_am" / "last.pt")
+    _completion_checkpoint(w / "cm.pt")
+    shutil.copy(w / "cm.pt", w / "run_c" / "last.pt")
     s = st.read_scene(0, ["rgb", "depth"])
     depth_mm = np.where(np.isfinite(s["depth"]), s["depth"] * 1000, 0).astype(np.uint16)
     for folder in (w, w / "rgbd"):
@@ -229,7 +260,8 @@ def work(tmp_path_factory):
     (w / "store_link").symlink_to(w / "s.zarr")
     (w / "cfg.json").write_text("{}")
     for name in ("exists.png", "exists.json", "exists.safetensors", "rep_existing/stats.md", "rep_ref/report.md",
-                 "rep_am/report.json"):
+                 "rep_am/report.json",
+                 "rep_c/report.md"):
         (w / name).write_text("the user's own file\n")
     shutil.copy(w / "p.png", w / "ov.png")  # segment --out ov.json would put its overlay here
     return w

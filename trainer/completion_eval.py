@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes.atomic import write_text
 from trainer.completion_crops import channels, convex_hull, paste_back
 
+REPORT_FILES = ("report.json", "report.md")  # what ``evaluate`` writes into its folder
 BINS = ((0.0, 0.01, "<1%"), (0.01, 0.25, "1-25%"), (0.25, 0.5, "25-50%"), (0.5, 0.75, "50-75%"), (0.75, 1.01, ">75%"))
 
 
@@ -140,8 +142,8 @@ def evaluate(ckpt: str, scene_urls, out_dir: str, *, max_scenes: int = 200, degr
               "mask_rcnn_amodal_head": "not run (needs a trained gen train amodal checkpoint and its detections)"}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown(report))
+    write_text(out / "report.json", json.dumps(report, indent=2))
+    write_text(out / "report.md", markdown(report))
     return report
 
 

@@ -11,12 +11,12 @@ checked before anything is written, and both files are written whole or not at a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from scenes.atomic import write_rgb, write_text
 from trainer.completion_crops import channels, crop_for, needs_depth, paste_back, raw_crop, visible_box
 from trainer.completion_eval import InputError, load_model
 
@@ -130,29 +130,23 @@ def overlay(rgb: np.ndarray, visible, amodal) -> np.ndarray:
     return img
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def overlay_path(out) -> Path:
+    """The overlay PNG ``gen complete`` writes beside its JSON ``out``."""
+    return Path(out).with_suffix(".png")
 
 
 def complete_files(photo: str, visible: str, ckpt: str, out: str, *, depth: str | None = None,
-                   depth_kind: str = "depth", overwrite: bool = False) -> tuple[Path, Path]:
+                   depth_kind: str = "depth") -> tuple[Path, Path]:
+    """Complete one photo's visible masks: ``out`` (JSON) and the overlay PNG beside it.  The
+    caller checks the output paths first (``gen complete``: pipelines.cli_checks.check_outputs)."""
     from trainer.amodal_coco import mask_box, rle
     from trainer.amodal_eval import read_rgb
     from trainer.infer import InputError as DepthError
     from trainer.infer import read_depth
 
-    out_p = Path(out)
-    png = out_p.with_suffix(".png")
+    out_p, png = Path(out), overlay_path(out)
     if out_p.suffix.lower() != ".json":
         raise InputError(f"--out {out} must end in .json (the overlay goes beside it as .png)")
-    inputs = {Path(p).resolve() for p in (photo, visible, ckpt, depth) if p}
-    for p in (out_p, png):
-        if p.resolve() in inputs:
-            raise InputError(f"{p} is one of the inputs; choose another --out")
-        if p.exists() and not overwrite:
-            raise InputError(f"{p} exists (use --overwrite to replace it)")
     model, mc = load_model(ckpt)
     rgb = read_rgb(photo)
     h, w = rgb.shape[:2]
@@ -178,8 +172,10 @@ def complete_files(photo: str, visible: str, ckpt: str, out: str, *, depth: str 
     doc = {"images": [{"id": 1, "file_name": Path(photo).name, "width": w, "height": h}], "annotations": anns,
            "info": {"checkpoint": str(ckpt), "inputs": mc["inputs"],
                     "masks": "amodal (segmentation), visible as given (inmodal_seg)"}}
-    ok, enc = cv2.imencode(".png", cv2.cvtColor(overlay(rgb, masks, amodal), cv2.COLOR_RGB2BGR))
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(png, enc.tobytes())
-    _write_atomic(out_p, json.dumps(doc).encode())
+    write_rgb(png, overlay(rgb, masks, amodal))
+    try:
+        write_text(out_p, json.dumps(doc))
+    except BaseException:
+        png.unlink(missing_ok=True)  # the two come as a pair
+        raise
     return out_p, png

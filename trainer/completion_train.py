@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scenes.atomic import write_text
 from trainer import checkpoint
 from trainer.completion_crops import check_inputs
 from trainer.completion_data import DEFAULT_CLASSES
@@ -136,10 +137,10 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
         step, epoch, consumed, cpu_used = ck["step"], ck["epoch"], ck["consumed"], ck["cpu_seconds"]
         torch.set_rng_state(ck["rng"])
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.csv", "a", newline="") if rank == 0 else None
+    if rank == 0 and not resume:  # written whole before the first step: a full disk shows here, in one line
+        write_text(out / "log.csv", "step,loss,lr,instances_per_s,cpu_s\r\n")
+    log = open(out / "log.csv", "a", newline="") if rank == 0 else None  # noqa: SIM115 - closed below
     writer = csv.writer(log) if log else None
-    if writer and not resume:
-        writer.writerow(["step", "loss", "lr", "instances_per_s", "cpu_s"])
     bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="train completion", disable=not progress or rank,
                dynamic_ncols=True, file=sys.stderr, delay=1e-3)
     window, n_window, t_window, start = [], 0, time.perf_counter(), step
