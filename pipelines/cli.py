@@ -158,12 +158,17 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
 @click.option("--seed", type=int, default=0, show_default=True, help="Shard j depends only on (seed, j, config).")
 @click.option("--mask-mix", default=None, metavar="JSON",
               help='Mask kind weights, default {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15}.')
+@click.option("--degrade-mix", default=None, metavar="MIX",
+              help="Initial-depth degradation families and weights, e.g. 'perturb=2,resolution=1,thin_lost=1' "
+                   "(or JSON); families: perturb (the paper's P), edge_bleed, resolution, thin_lost, warp, "
+                   "misalign, smooth.  Default: perturb alone.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="LocalCluster worker processes [default: one per core]; 0 = in this process.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing shard store.")
 @click.option("--resume", is_flag=True, help="Build only the shards not yet done.")
-def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, scheduler, overwrite, resume):
+def shards(sources, out, samples, patch, shard_size, seed, mask_mix, degrade_mix, workers, scheduler, overwrite,
+           resume):
     """Composited, perturbed training shards for the layered depth refiner (maskdepth §3.1).
 
     \b
@@ -190,6 +195,12 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
             over["mask_mix"] = _json.loads(mask_mix)
         except ValueError:
             raise UserError(f"--mask-mix is not JSON: {mask_mix}") from None
+    if degrade_mix:
+        from composer.degrade import DegradeError, parse_mix
+        try:
+            over["degrade_mix"] = parse_mix(degrade_mix)
+        except DegradeError as exc:
+            raise UserError(f"--degrade-mix: {exc}") from None
     try:
         cfg = shards_run.shard_config(patch, over)
         code = shards_run.run(out, list(sources), samples=samples, cfg=cfg, seed=seed, overwrite=overwrite,

@@ -112,7 +112,8 @@ def test_direct_chunk_writes_and_reads_are_zarrs_own_bytes(tmp_path):
     n, patch = 16, 24
     arrays = {}
     for name, (dims, dtype, _) in shard_store.ARRAYS.items():
-        shape = (n,) + tuple({"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4}[d] for d in dims)
+        sizes = {"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4, "param": shard_store.N_DEGRADATION_PARAMS}
+        shape = (n,) + tuple(sizes[d] for d in dims)
         arrays[name] = (rng.random(shape) * 50).astype(dtype)
     a = shard_store.create(str(tmp_path / "fast.zarr"), 2, n, patch, {"near_m": 1.0}, [], 0, chunk_size=8)
     b = shard_store.create(str(tmp_path / "zarr.zarr"), 2, n, patch, {"near_m": 1.0}, [], 0, chunk_size=8)
