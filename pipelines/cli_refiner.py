@@ -74,19 +74,33 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
 @click.option("--direct", default=None, type=click.Path(dir_okay=False),
               help="A --mode direct checkpoint for the Direct-composite row.")
-@click.option("--initial", type=click.Choice(["perturb", "smooth"]), default="perturb", show_default=True,
-              help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
+@click.option("--initial", "initial", default="perturb", show_default=True, metavar="FAMILY",
+              help="Initial-depth degradation family (composer/degrade.py): perturb (the paper's P), edge_bleed "
+                   "(RGB-guided filter), resolution (2-8x down/up), thin_lost (thin structures eroded), warp "
+                   "(low-frequency scale/shift), misalign (edges shifted 1-4 px), smooth (bilateral + 4x). "
+                   "The report says whether the checkpoint was trained on it.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds each scene's initial depth.")
 @needs("torch")
-def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
+def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, seed):
     """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
+
+    \b
+    Rows: the initial depth, Layered-propagation, Guided filter (He et al., RGB guide, inside
+    the mask band), Direct-composite (with --direct) and Ours; degradations.csv records each
+    scene's initial-depth parameters.
 
     \b
     Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
     t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
     """
+    from composer.degrade import DegradeError, check_family
     from scenes.store import open_store
     from trainer.infer import InputError
+    try:
+        check_family(initial)
+    except DegradeError as exc:
+        raise UserError(f"--initial: {exc}") from None
     _not_onto_inputs(out, [checkpoint, direct, *scene_stores], replaces=False)
     for ck in (checkpoint, direct):
         if ck is not None and not Path(ck).is_file():
@@ -95,7 +109,8 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes):
         for u in scene_stores:
             open_store(u)
         from trainer.evaluate import evaluate
-        table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes)
+        table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial, max_scenes=max_scenes,
+                         seed=seed)
     except (InputError, *_checkpoint_errors(), *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     click.echo((Path(out) / "report.md").read_text())

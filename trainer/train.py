@@ -127,6 +127,7 @@ class _Run:
     device: torch.device
     world: int = 1
     rank: int = 0
+    trained_on: dict | None = None  # the shards' degradation mixture, recorded in every checkpoint
     step: int = 0
     epoch: int = 0
     consumed: int = 0  # micro-batches of the current epoch already trained on
@@ -146,6 +147,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     ds = _dataset(shards_url, cfg, rank, world)
     out.mkdir(parents=True, exist_ok=True)
     run = _setup(cfg, out, model, world, rank)
+    run.trained_on = trained_on(shards_url)
     if ck is not None:
         _restore(run, ck)
     else:
@@ -156,6 +158,16 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     finally:
         log.close()
     return {"steps": run.step, "best": run.best}
+
+
+def trained_on(shards_url: str) -> dict:
+    """What the checkpoint says it was trained on: the shard store and its initial-depth
+    degradation mixture (stores made before the families existed are P(.) alone)."""
+    from composer.shard_store import open_shards
+    cfg = open_shards(shards_url).attrs.get("config") or {}
+    mix = cfg.get("degrade_mix") or {"perturb": 1.0}
+    return {"shards": str(shards_url), "degrade_mix": {str(k): float(v) for k, v in mix.items()},
+            "families": [k for k, v in mix.items() if v > 0]}
 
 
 def _read_resume(out: Path, cfg: TrainConfig) -> dict:
@@ -277,7 +289,7 @@ def _checkpoint(run: _Run, last_mean: float) -> None:
     state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
              "scheduler": run.sched.state_dict(), "step": run.step, "epoch": run.epoch,
              "consumed": run.consumed, "best": run.best, "rng": _rng_state(), "config": asdict(cfg),
-             "mode": cfg.mode, "model_config": refiner_config(cfg.model, run.model)}
+             "mode": cfg.mode, "model_config": refiner_config(cfg.model, run.model), "trained_on": run.trained_on}
     save_checkpoint(run.out / "last.pt", **state)
     if improved:
         save_checkpoint(run.out / "best.pt", **state)
