@@ -33,10 +33,13 @@ from pipelines.cli_checks import _checkpoint_errors, _new_file, _not_onto_inputs
 @click.option("--residual/--plain-head", default=True, show_default=True,
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")
+@click.option("--cpu-fast", is_flag=True,
+              help="On CPU: channels_last and bf16 autocast (1.3-1.6x a step in benchmarks/bench_refiner_step.py; "
+                   "changes the numbers).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @needs("torch")
 def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
-                  ckpt_every, init, residual, resume):
+                  ckpt_every, init, residual, cpu_fast, resume):
     """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
 
     \b
@@ -60,7 +63,7 @@ def train_refiner(shards, out, model, steps, stage1_fraction, batch, accumulate,
     from trainer.train import train as run_train
     cfg = TrainConfig(model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate,
                       lr=lr, mode=mode, loader_workers=loader_workers, seed=seed,
-                      ckpt_every=ckpt_every, init=init, residual=residual)
+                      ckpt_every=ckpt_every, init=init, residual=residual, cpu_fast=cpu_fast)
     try:
         result = run_train(shards, out, cfg, resume=resume)
     except (TrainError, *_checkpoint_errors(), *_store_errors()) as exc:

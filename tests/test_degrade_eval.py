@@ -76,3 +76,10 @@ def test_training_records_the_shards_degradation_families(fixture_scenes, tmp_pa
     assert r.exit_code == 0, r.output
     t = checkpoint.load(run / "last.pt", kind="refiner")["trained_on"]
     assert t["families"] == ["perturb", "thin_lost"] and t["degrade_mix"] == {"perturb": 1.0, "thin_lost": 1.0}
+    # The CPU speed-ups (channels_last + bf16 autocast) train too.
+    fast = tmp_path / "fast"
+    r = gen("train", "refiner", "--shards", sh, "--out", fast, "--steps", "2", "--batch", "4", "--loader-workers", "0",
+            "--ckpt-every", "1", "--cpu-fast")
+    assert r.exit_code == 0, r.output
+    ck = checkpoint.load(fast / "last.pt", kind="refiner")
+    assert ck["step"] == 2 and ck["config"]["cpu_fast"] is True

@@ -43,6 +43,9 @@ class TrainConfig:
     ckpt_every: int = 200
     init: str | None = None
     residual: bool = True  # False: the paper's plain head (see trainer.model)
+    # CPU only: channels_last weights/activations and bf16 autocast (benchmarks/bench_refiner_step.py,
+    # RESULTS.md issue 27).  Off by default: bf16 changes the numbers, and its quality is unmeasured.
+    cpu_fast: bool = False
 
 
 class TrainError(RuntimeError):
@@ -182,9 +185,11 @@ def _read_resume(out: Path, cfg: TrainConfig) -> dict:
     if not isinstance(ck.get("config"), dict):
         raise TrainError(f"--resume: {last} holds no run config")
     now = asdict(cfg)
-    if ck["config"] != now:
-        key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-        raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+    # A setting added after the run started counts as its default there.
+    stored = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in ck["config"]}, **ck["config"]}
+    if stored != now:
+        key = next(k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k))
+        raise TrainError(f"--resume: setting '{key}' differs from the run's ({stored.get(key)})")
     return ck
 
 
@@ -213,7 +218,7 @@ def _setup(cfg: TrainConfig, out: Path, model, world: int, rank: int) -> _Run:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or cfg.cpu_fast:
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -235,7 +240,7 @@ def _loop(run: _Run, ds, log: _Log) -> None:
     from torch.utils.data import DataLoader
     cfg = run.cfg
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-           else torch.autocast("cpu", enabled=False))
+           else torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.cpu_fast))
     run.net.train()
     while run.step < cfg.steps:
         ds.set_epoch(run.epoch)
