@@ -25,9 +25,9 @@ HIGHER_BETTER = {"R3@0.5", "R3@0.05"}
 BASELINES = ("Initial depth", "Layered-propagation", "Guided filter")
 
 
-def run_evals(runs: Path, scenes: str, out: Path, families: list[str], max_scenes: int) -> None:
+def run_evals(runs: Path, scenes: str, out: Path, families: list[str], max_scenes: int, seeds=(0, 1)) -> None:
     for fam in families:
-        for seed in (0, 1):
+        for seed in seeds:
             dest = out / f"{fam}-s{seed}"
             if (dest / "report.csv").exists():
                 continue
@@ -82,7 +82,8 @@ def tables(out: Path, families: list[str], held_out: set[str]) -> str:
         lines += [f"Initial depth `{fam}` ({tag}), {n} scenes:", "",
                   "| method | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS)]
         for m, vals in rows.items():
-            lines.append(f"| {m} | " + " | ".join(fmt(vals[0][k]) for k in KEYS) + " |")
+            cells = ["n/a" if m == "Initial depth" and k.startswith("R3") else fmt(vals[0][k]) for k in KEYS]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
         ours = [rows["Ours s0"][0], rows["Ours s1"][0]]
         notes = []
@@ -110,11 +111,12 @@ def main() -> None:
     ap.add_argument("--held-out", default="edge_bleed,misalign,smooth")
     ap.add_argument("--max-scenes", type=int, default=16)
     ap.add_argument("--tables-only", action="store_true")
+    ap.add_argument("--seeds", default="0,1", help="evaluate these seeds now (the tables need both)")
     a = ap.parse_args()
     fams = a.families.split(",")
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     if not a.tables_only:
-        run_evals(Path(a.runs), a.scenes, Path(a.out), fams, a.max_scenes)
+        run_evals(Path(a.runs), a.scenes, Path(a.out), fams, a.max_scenes, [int(x) for x in a.seeds.split(",")])
     print(tables(Path(a.out), [f for f in fams if (Path(a.out) / f"{f}-s1" / "report.csv").exists()],
                  set(a.held_out.split(","))))
 
