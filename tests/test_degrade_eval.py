@@ -83,3 +83,16 @@ def test_training_records_the_shards_degradation_families(fixture_scenes, tmp_pa
     assert r.exit_code == 0, r.output
     ck = checkpoint.load(fast / "last.pt", kind="refiner")
     assert ck["step"] == 2 and ck["config"]["cpu_fast"] is True
+
+
+def test_head_is_leaky_for_new_models_and_relu_for_old_checkpoints():
+    """The head's hidden activation leaks (a plain ReLU died in training, RESULTS.md issue 27);
+    a model_config saved before the field existed rebuilds with the ReLU it was trained with."""
+    from trainer.model import refiner_from_config
+    torch.manual_seed(0)
+    model = build_refiner("tiny")
+    assert model.head.leaky == 0.1
+    old = refiner_config("tiny", model)
+    del old["head_leaky"]
+    assert refiner_from_config(old).head.leaky == 0.0
+    assert refiner_from_config(refiner_config("tiny", model)).head.leaky == 0.1
