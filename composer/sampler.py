@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer import ops
+from composer import degrade, ops
 from composer.shard_config import ShardConfig
-from composer.shard_store import MASK_KINDS
+from composer.shard_store import DEGRADATIONS, MASK_KINDS, N_DEGRADATION_PARAMS
 
 
 def to_f16_bits(a: np.ndarray) -> np.ndarray:
@@ -92,7 +92,9 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: ShardCon
         "k_erode": np.zeros(n, np.uint8), "dilate_first": np.zeros(n, bool),
         "blur_sigma": np.zeros(n, np.float32), "hole_t": np.zeros(n, np.float32),
         "holes": np.zeros(n, np.int16), "sample_seed": np.zeros(n, np.uint64),
+        "degradation": np.zeros(n, np.uint8), "degradation_params": np.zeros((n, N_DEGRADATION_PARAMS), np.float32),
     }
+    mix = cfg.degrade_mix
     others = np.arange(len(scenes))
     sky_id = classes.index("sky")
     for s in range(n):
@@ -126,9 +128,21 @@ def build_shard(stores: list, refs: list[tuple[int, int]], j: int, cfg: ShardCon
         i1 = s1["rgb"][w1[1]:w1[3], w1[0]:w1[2]]
         i2 = s2["rgb"][w2[1]:w2[3], w2[0]:w2[2]]
         dprime = ops.composite(m, d1, d2)
-        p = ops.sample_perturbation(r)
-        pert, holes = ops.perturb(dprime, m, p)
-        out["rgb"][s] = ops.composite(m, i1, i2).transpose(2, 0, 1)
+        p = ops.sample_perturbation(r)  # drawn whatever the family: the stream above stays the same
+        rgb = ops.composite(m, i1, i2)
+        # The family and its parameters come from a stream of their own, so a mixture changes
+        # only the initial depth, never the masks, crops or sources of the samples.
+        fr = np.random.Generator(np.random.PCG64([sample_seed, 27]))
+        family = degrade.pick_family(fr, mix)
+        if family == "perturb":
+            pert, holes = ops.perturb(dprime, m, p)
+            params = np.full(N_DEGRADATION_PARAMS, np.nan, np.float32)
+        else:
+            params = degrade.sample_params(family, fr)
+            pert, holes = degrade.apply(family, dprime, rgb, m, params), 0
+            p = {"k_dilate": 0, "k_erode": 0, "order": "", "blur_sigma": 0.0, "hole_t": 0.0}  # P(.) not applied
+        out["degradation"][s], out["degradation_params"][s] = DEGRADATIONS.index(family), params
+        out["rgb"][s] = rgb.transpose(2, 0, 1)
         out["mask"][s] = m
         for name, value in (("depth", dprime), ("depth1", d1), ("depth2", d2), ("perturbed", pert)):
             out[name].view(np.int16)[s] = to_f16_bits(value)

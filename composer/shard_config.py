@@ -28,6 +28,9 @@ class ShardConfig:
     human_classes: tuple = ("pedestrian",)
     object_classes: tuple = ("car", "van", "truck", "bus", "traffic_sign", "traffic_light", "pole", "unlabeled")
     near_m: float = 1.0  # depth space: 10 * min(1, near_m / z)
+    # Initial-depth degradation families (composer/degrade.py) and their weights; the default
+    # is the paper's P(.) alone, drawn exactly as before the families existed.
+    degrade_mix: dict = field(default_factory=lambda: {"perturb": 1.0})
 
     @classmethod
     def build(cls, patch: int = 320, overrides: dict | None = None) -> "ShardConfig":
@@ -53,6 +56,11 @@ class ShardConfig:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                            for v in mix.values()) or sum(mix.values()) <= 0:
             raise ShardConfigError(f"mask_mix must map some of {', '.join(MASK_KINDS)} to non-negative weights")
+        from composer.degrade import DegradeError, check_mix
+        try:
+            check_mix(self.degrade_mix)
+        except DegradeError as exc:
+            raise ShardConfigError(str(exc)) from None
         for name in ("shard_size", "chunk_size", "batch_scenes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ShardConfigError(f"{name} must be a positive integer")

@@ -21,6 +21,10 @@ from scenes.store import ChunkError, StoreError  # noqa: F401
 KIND = "rgsd.shards"
 FORMAT_VERSION = 1
 MASK_KINDS = ("object", "sky", "human", "human_holes")
+# Initial-depth degradation families (composer/degrade.py), in the order the "degradation"
+# array indexes them; each sample's family parameters are "degradation_params" (NaN = unused).
+DEGRADATIONS = ("perturb", "edge_bleed", "resolution", "thin_lost", "warp", "misalign", "smooth")
+N_DEGRADATION_PARAMS = 4
 
 # name -> (dims after "sample", dtype, fill)
 ARRAYS = {
@@ -42,7 +46,11 @@ ARRAYS = {
     "hole_t": ((), "float32", 0.0),
     "holes": ((), "int16", 0),
     "sample_seed": ((), "uint64", 0),
+    "degradation": ((), "uint8", 0),  # index into DEGRADATIONS; P(.) in stores made before issue 27
+    "degradation_params": (("param",), "float32", 0.0),
 }
+# Stores made before the degradation families lack these two (every sample there is P(.)).
+_LATER_ARRAYS = ("degradation", "degradation_params")
 SAMPLE_ARRAYS = list(ARRAYS)
 
 
@@ -235,7 +243,7 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
         raise StoreError(f"shard size {shard_size} must be a multiple of the chunk size {chunk_size}")
     safety.prepare_output(url, overwrite)
     n = n_shards * shard_size
-    sizes = {"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4}
+    sizes = {"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4, "param": N_DEGRADATION_PARAMS}
     g = new_group(url, KIND)
     for name, (dims, dtype, fill) in ARRAYS.items():
         shape = (n,) + tuple(sizes[d] for d in dims)
@@ -248,7 +256,7 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
         "kind": KIND, "format_version": FORMAT_VERSION, "patch": patch, "shard_size": shard_size,
         "chunk_size": chunk_size, "n_shards": n_shards, "seed": int(seed), "config": cfg,
         "integrity": safety.INTEGRITY,
-        "sources": list(sources), "mask_kinds": list(MASK_KINDS),
+        "sources": list(sources), "mask_kinds": list(MASK_KINDS), "degradations": list(DEGRADATIONS),
         "depth_space": {"kind": "inverse", "scale": DEPTH_SCALE, "near_m": cfg["near_m"], "formula": FORMULA},
         "roles": ["D1/I1 (inside the mask)", "D2/I2 (outside)", "mask"],
         "software": software_versions(),
@@ -257,5 +265,5 @@ def create(url: str, n_shards: int, shard_size: int, patch: int, cfg: dict, sour
 
 
 def open_shards(url: str, mode: str = "r") -> ShardStore:
-    required = list(ARRAYS) + ["done"]
+    required = [a for a in ARRAYS if a not in _LATER_ARRAYS] + ["done"]
     return ShardStore(open_group_of_kind(url, KIND, FORMAT_VERSION, required, "shard store", mode), url)

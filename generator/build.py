@@ -232,8 +232,8 @@ def stop_depths(built: Built, grid: tuple[int, int]) -> np.ndarray:
         if not len(co):
             continue
         # matrix_basis follows location and rotation at once (matrix_world waits for a depsgraph)
-        m = view.world_to_camera @ np.array(ob.matrix_basis, np.float64)
-        cam = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+        m = pm.matmul(np.asarray(view.world_to_camera, np.float64), np.array(ob.matrix_basis, np.float64))
+        cam = pm.matmul(co.reshape(-1, 3).astype(np.float64), m[:3, :3].T) + m[:3, 3]
         z = cam[:, 2].max() * (1.0 + 1e-4) + 0.01  # room for float32 and the shader's own z
         if cam[:, 2].min() <= 1e-3:
             out = np.maximum(out, z)

@@ -18,6 +18,7 @@ from pipelines.cli_checks import (
     _one_line,
     _store_errors,
     check_outputs,
+    index_pairs,
     index_ranges,
 )
 from pipelines.cluster import ClusterError
@@ -55,6 +56,10 @@ def cli():
 def _index_list(text: str, out: str) -> list[int]:
     """--only's indices, checked against the store's scene count before the list is made."""
     from scenes.store import StoreError, open_store
+    try:  # the syntax first: a typo is named even where the store is missing too
+        index_pairs(text)
+    except ValueError:
+        raise UserError(f"--only expects indices like 17 or 3,5,10-12, got '{text}'") from None
     try:
         limit = open_store(out).n  # --only re-renders scenes of an existing store
     except StoreError as exc:
@@ -63,8 +68,6 @@ def _index_list(text: str, out: str) -> list[int]:
         return index_ranges(text, limit)
     except OutOfRange as exc:
         raise UserError(f"--only: {exc} of {out}") from None
-    except ValueError:
-        raise UserError(f"--only expects indices like 17 or 3,5,10-12, got '{text}'") from None
 
 
 @cli.command()
@@ -189,6 +192,10 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
 @click.option("--mask-mix", default=None, metavar="JSON",
               help='Mask kind weights, default {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15}; '
                    'kinds the sources lack are dropped from the default (said in one line), refused from yours.')
+@click.option("--degrade-mix", default=None, metavar="MIX",
+              help="Initial-depth degradation families and weights, e.g. 'perturb=2,resolution=1,thin_lost=1' "
+                   "(or JSON); families: perturb (the paper's P), edge_bleed, resolution, thin_lost, warp, "
+                   "misalign, smooth.  Default: perturb alone.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="LocalCluster worker processes [default: one per core]; 0 = in this process.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
@@ -196,7 +203,8 @@ def scenes(n, out, scenario, preset, seed, config_files, overrides, assets_dir, 
 @click.option("--resume", is_flag=True, help="Build only the shards not yet done.")
 @click.option("--force", is_flag=True,
               help=f"Allow --samples above {RUN_SAMPLES:,} (a shard store holds at most {MAX_SAMPLES:,}).")
-def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, scheduler, overwrite, resume, force):
+def shards(sources, out, samples, patch, shard_size, seed, mask_mix, degrade_mix, workers, scheduler, overwrite, resume,
+           force):
     """Composited, perturbed training shards for the layered depth refiner (maskdepth §3.1).
 
     \b
@@ -226,6 +234,12 @@ def shards(sources, out, samples, patch, shard_size, seed, mask_mix, workers, sc
             over["mask_mix"] = _json.loads(mask_mix)
         except ValueError:
             raise UserError(f"--mask-mix is not JSON: {mask_mix}") from None
+    if degrade_mix:
+        from composer.degrade import DegradeError, parse_mix
+        try:
+            over["degrade_mix"] = parse_mix(degrade_mix)
+        except DegradeError as exc:
+            raise UserError(f"--degrade-mix: {exc}") from None
     try:
         cfg = shards_run.shard_config(patch, over)
         code = shards_run.run(out, list(sources), samples=samples, cfg=cfg, seed=seed, overwrite=overwrite,

@@ -45,12 +45,15 @@ from pipelines.train_options import build_train_config, train_options
 @click.option("--residual/--plain-head", default=True, show_default=True,
               help="Predict a correction to the input depth (starts as the identity), or the depth itself "
                    "as the paper's head does.")
+@click.option("--cpu-fast", is_flag=True,
+              help="On CPU: channels_last and bf16 autocast (1.3-1.6x a step in benchmarks/bench_refiner_step.py; "
+                   "changes the numbers).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @train_options
 @needs("torch")
 @click.pass_context
 def train_refiner(ctx, shards, out, model, steps, stage1_fraction, batch, accumulate, lr, mode, loader_workers, seed,
-                  ckpt_every, init, residual, resume, val, val_every, val_scenes, config_files, overrides):
+                  ckpt_every, init, residual, cpu_fast, resume, val, val_every, val_scenes, config_files, overrides):
     """Two-stage layered refiner training (maskdepth §3.2) straight from a shard store.
 
     \b
@@ -67,8 +70,8 @@ def train_refiner(ctx, shards, out, model, steps, stage1_fraction, batch, accumu
     from trainer.train import train as run_train
     cfg = build_train_config(ctx, TrainConfig, dict(
         model=model, steps=steps, stage1_fraction=stage1_fraction, batch=batch, accumulate=accumulate, lr=lr, mode=mode,
-        loader_workers=loader_workers, seed=seed, ckpt_every=ckpt_every, init=init, residual=residual, val=val,
-        val_every=val_every, val_scenes=val_scenes), config_files, overrides)
+        loader_workers=loader_workers, seed=seed, ckpt_every=ckpt_every, init=init, residual=residual, cpu_fast=cpu_fast,
+        val=val, val_every=val_every, val_scenes=val_scenes), config_files, overrides)
     lr, init = cfg.lr, cfg.init
     if not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, not {lr}")
@@ -93,21 +96,35 @@ def train_refiner(ctx, shards, out, model, steps, stage1_fraction, batch, accumu
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
 @click.option("--direct", default=None, type=click.Path(dir_okay=False),
               help="A --mode direct checkpoint for the Direct-composite row.")
-@click.option("--initial", type=click.Choice(["perturb", "smooth"]), default="perturb", show_default=True,
-              help="perturb: P(.) as in training; smooth: bilateral + down/up-sampling, never seen in training.")
+@click.option("--initial", "initial", default="perturb", show_default=True, metavar="FAMILY",
+              help="Initial-depth degradation family (composer/degrade.py): perturb (the paper's P), edge_bleed "
+                   "(RGB-guided filter), resolution (2-8x down/up), thin_lost (thin structures eroded), warp "
+                   "(low-frequency scale/shift), misalign (edges shifted 1-4 px), smooth (bilateral + 4x). "
+                   "The report says whether the checkpoint was trained on it.")
 @click.option("--max-scenes", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds each scene's initial depth.")
 @click.option("--overwrite", is_flag=True, help="Replace the report files of an earlier run in --out.")
 @needs("torch")
-def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, overwrite):
+def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, seed, overwrite):
     """Table-1-style report: R3 at t = 0.5 and 0.05, MBE, eps_acc, eps_comp, WHDR, RMSE (Markdown + CSV + maps).
+
+    \b
+    Rows: the initial depth, Layered-propagation, Guided filter (He et al., RGB guide, inside
+    the mask band), Direct-composite (with --direct) and Ours; degradations.csv records each
+    scene's initial-depth parameters.
 
     \b
     Depth space 10 * min(1, 1 m / z): MBE and RMSE are 10x the same errors in 1/m; R3@0.5 is
     t = 0.05 1/m (MiDaS/MaskDepth). WHDR leaves out sky and pairs tied in ground truth.
     """
+    from composer.degrade import DegradeError, check_family
     from scenes.store import open_store
     from trainer.infer import InputError
-    check_outputs([("--out", out, "dir"), *folder_files("--out", out, ["report.md", "report.csv"])],
+    try:
+        check_family(initial)
+    except DegradeError as exc:
+        raise UserError(f"--initial: {exc}") from None
+    check_outputs([("--out", out, "dir"), *folder_files("--out", out, ["report.md", "report.csv", "degradations.csv"])],
                   [checkpoint, direct, *scene_stores], overwrite)
     for ck in (checkpoint, direct):
         if ck is not None and not Path(ck).is_file():
@@ -118,7 +135,7 @@ def eval_refiner(checkpoint, scene_stores, out, direct, initial, max_scenes, ove
         from trainer.evaluate import evaluate
         with removed_if_failed(out):
             table = evaluate(checkpoint, list(scene_stores), out, direct=direct, degradation=initial,
-                             max_scenes=max_scenes)
+                             max_scenes=max_scenes, seed=seed)
     except (InputError, *_checkpoint_errors(), *_store_errors()) as exc:
         raise UserError(_one_line(exc)) from None
     click.echo((Path(out) / "report.md").read_text())

@@ -125,7 +125,9 @@ def run(out_url: str, sources: list[str], *, samples: int, cfg: ShardConfig, see
             st = shard_store.open_shards(out_url, mode="r+")
             if not mix_given:  # the default mix as this store realised it
                 cfg = dataclasses.replace(cfg, mask_mix=st.attrs["config"].get("mask_mix", cfg.mask_mix))
-            runner.check_resume({"config": st.attrs["config"], "seed": st.attrs["seed"],
+            # a store begun before a setting existed was built with what is now its default
+            recorded = {**ShardConfig().to_dict(), **st.attrs["config"]}
+            runner.check_resume({"config": recorded, "seed": st.attrs["seed"],
                                  "sources": st.attrs["sources"], "shards": st.n_shards},
                                 {"config": cfg.to_dict(), "seed": seed, "sources": list(sources), "shards": n_shards})
         else:

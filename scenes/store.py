@@ -161,7 +161,7 @@ class SceneStore:
             elif name == "done":
                 value = np.ones(len(idx), bool)
             elif name == "intrinsics":
-                from scenes.store_views import intrinsics_row
+                from scenes.intrinsics import intrinsics_row
                 nominal = self.attrs.get("intrinsics") or {}
                 value = np.stack([intrinsics_row(r[2], nominal) for r in rows])
             else:
@@ -246,7 +246,7 @@ class SceneStore:
         """Scene ``i``'s camera: fx, fy, cx, cy (pixels) and lens ({} for a pinhole, else
         {"model": "radial", "k1", "k2", "k3"}), from the ``intrinsics`` array, or for stores
         without it from the spec (the store's nominal intrinsics where the spec has no camera)."""
-        from scenes.store_views import intrinsics_dict, intrinsics_row
+        from scenes.intrinsics import intrinsics_dict, intrinsics_row
         row = self._meta_row("intrinsics", i) if self.has("intrinsics") else None
         if row is None or not np.isfinite(row).all():
             row = intrinsics_row(self.spec(i), self.attrs.get("intrinsics") or {})

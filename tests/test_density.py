@@ -156,7 +156,7 @@ def test_scaled_config_is_the_config_itself_at_scale_one():
     ("density.pedestrians_scale=100", "density.pedestrians_scale"),
     ("density.city_red_share=1.5", "density.city_red_share must be between 0 and 1"),
     ("density.city_in_view=1", "density.city_in_view. must be true or false"),
-    ("street.pedestrians_per_vehicle=-0.5", "street.pedestrians_per_vehicle must not be negative"),
+    ("street.pedestrians_per_vehicle=-0.5", "street.pedestrians_per_vehicle' must be non-negative"),
     ("city.vehicles=[-1,3]", "city.vehicles. must not be negative"),
     ("city.crowd_size=[2.5,3]", "integers"),
     ("openroad.scene_checks=0", "openroad.scene_checks"),

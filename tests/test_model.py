@@ -119,15 +119,21 @@ def test_state_dict_round_trip(tmp_path, tiny):
             assert torch.equal(loaded(d, m, r), ref)
 
 
-def test_partial_load_warns(tmp_path, tiny):
+def test_partial_load_is_counted(tmp_path, tiny):
     state = {k: v for k, v in tiny.state_dict().items() if not k.startswith("head.")}
     state["extra.weight"] = torch.zeros(1)
     state["decoder.reassemble.0.weight"] = torch.zeros(3, 3, 1, 1)
     path = tmp_path / "partial.pt"
     torch.save(state, path)
-    n_head = sum(1 for k in tiny.state_dict() if k.startswith("head."))
-    with pytest.warns(UserWarning, match=rf"{n_head + 1} missing, 1 unexpected, 1 shape"):
-        build_refiner("tiny", init=str(path))
+    own = [k for k in tiny.state_dict() if not k.endswith("num_batches_tracked")]
+    n_head = sum(1 for k in own if k.startswith("head."))
+    loaded = build_refiner("tiny", init=str(path))
+    rep = loaded.init_report  # counted, for the trainer to print (trainer.init_weights)
+    assert (rep.loaded, rep.target, rep.skipped) == (len(own) - n_head - 1, len(own), 2)
+    assert f"loaded {len(own) - n_head - 1} of {len(own)} tensors" in rep.line(path)
+    got = loaded.state_dict()
+    assert torch.equal(got["encoder.stages.0.embed.proj.weight"], state["encoder.stages.0.embed.proj.weight"])
+    assert got["decoder.reassemble.0.weight"].abs().sum() > 0  # the misfit stays as built, not zeros
 
 
 def test_unknown_name():

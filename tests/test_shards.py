@@ -96,6 +96,24 @@ def test_resume_and_preview(scenes, tmp_path):
     assert r.exit_code == 0 and "3/3 done" in r.output
 
 
+def test_a_store_begun_before_degrade_mix_existed_resumes(scenes, tmp_path):
+    """A store made before issue 27 has no degrade_mix in its config: it was P(.) alone."""
+    url = str(tmp_path / "old.zarr")
+    assert make(scenes, url, "--workers", "0").exit_code == 0
+    st = open_shards(url, mode="r+")
+    before = st.read(16, 32)["perturbed"]
+    cfg = dict(st.group.attrs["config"])
+    del cfg["degrade_mix"]
+    st.group.attrs["config"] = cfg
+    st.group["done"][1] = False
+    st.group["perturbed"][16:32] = 0
+    r = make(scenes, url, "--workers", "0", "--resume")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(st.read(16, 32)["perturbed"], before)
+    r = make(scenes, url, "--workers", "0", "--resume", "--degrade-mix", "perturb=1,warp=1")
+    assert r.exit_code == 2 and "degrade_mix" in r.output
+
+
 def test_bad_inputs(scenes, tmp_path):
     out = str(tmp_path / "x.zarr")
     r = gen("shards", scenes, "--out", out, "--patch", "512")
@@ -121,7 +139,8 @@ def test_direct_chunk_writes_and_reads_are_zarrs_own_bytes(tmp_path):
     n, patch = 16, 24
     arrays = {}
     for name, (dims, dtype, _) in shard_store.ARRAYS.items():
-        shape = (n,) + tuple({"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4}[d] for d in dims)
+        sizes = {"channel": 3, "y": patch, "x": patch, "role": 3, "box": 4, "param": shard_store.N_DEGRADATION_PARAMS}
+        shape = (n,) + tuple(sizes[d] for d in dims)
         arrays[name] = (rng.random(shape) * 50).astype(dtype)
     a = shard_store.create(str(tmp_path / "fast.zarr"), 2, n, patch, {"near_m": 1.0}, [], 0, chunk_size=8)
     b = shard_store.create(str(tmp_path / "zarr.zarr"), 2, n, patch, {"near_m": 1.0}, [], 0, chunk_size=8)

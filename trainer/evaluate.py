@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from composer import ops
+from composer import degrade, ops
 from composer.depth_space import DEPTH_SCALE
 from scenes.atomic import write_image
 from trainer import metrics
@@ -29,19 +29,22 @@ from trainer import metrics
 R3_THRESHOLDS = {"R3@0.5": 0.05 * DEPTH_SCALE, "R3@0.05": 0.05}
 METRICS = ("MBE", "eps_acc", "eps_comp", "WHDR", "RMSE")
 
-DEGRADATIONS = ("perturb", "smooth")
+# The classical edge-aware baseline: guided filter (He et al.) of the initial depth by the
+# RGB in [0, 1], radius 8 px, eps 1e-3, applied only within 8 px of the mask's edge.
+GUIDED_RADIUS, GUIDED_EPS, GUIDED_BAND = 8, 1e-3, 8
 
 
-def degrade(depth: np.ndarray, union_mask: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """The initial depth: ``perturb`` is P(.) as in training; ``smooth`` (never seen in
-    training) is a bilateral filter then 4x down- and bilinear up-sampling, like a
-    low-resolution SIDE prediction."""
-    if kind == "perturb":
-        return ops.perturb(depth, union_mask.astype(np.uint8), ops.sample_perturbation(rng))[0]
-    h, w = depth.shape
-    d = cv2.bilateralFilter(depth.astype(np.float32), 9, 1.0, 5)
-    small = cv2.resize(d, (max(w // 4, 8), max(h // 4, 8)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+def guided_band(initial: np.ndarray, rgb: np.ndarray, mask: np.ndarray, filtered: np.ndarray | None = None,
+                r: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, band: int = GUIDED_BAND) -> np.ndarray:
+    """The initial depth, replaced inside the mask band (pixels within ``band`` px of the
+    mask's edge, either side) by its guided filter with the RGB as guide.  ``filtered``:
+    that filter's output when the caller already has it (it does not depend on the mask)."""
+    if filtered is None:
+        filtered = degrade.guided_filter(rgb.astype(np.float32) / 255.0, initial, r, eps)
+    m = mask.astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    zone = cv2.dilate(m, k) != cv2.erode(m, k)
+    return np.where(zone, filtered, initial).astype(np.float32)
 
 
 def layered_propagation(initial: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -71,19 +74,30 @@ def score(pred, gt, initial_aligned, masks) -> dict:
     return out
 
 
+def trained_families(ck: dict) -> list[str] | None:
+    """The degradation families a checkpoint was trained on, None if it does not say
+    (checkpoints from before issue 27: their shards were P(.) alone)."""
+    t = ck.get("trained_on")
+    return list(t["families"]) if isinstance(t, dict) and isinstance(t.get("families"), list) else None
+
+
 def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: str | None = None,
              degradation: str = "perturb", max_scenes: int = 50, seed: int = 0, progress: bool = True) -> list[dict]:
     from tqdm import tqdm
 
     from scenes.store import open_store
+    from trainer.checkpoint import load
     from trainer.infer import load_checkpoint, refine
 
+    degrade.check_family(degradation)
     # Both checkpoints are read (weights only) before anything is written.
     ours, mode = load_checkpoint(checkpoint)
-    methods = {"Initial depth": None, "Layered-propagation": "prop", "Ours": (ours, mode)}
+    seen = {"Ours": trained_families(load(checkpoint, kind="refiner"))}
+    methods = {"Initial depth": None, "Layered-propagation": "prop", "Guided filter": "guided"}
     if direct:
-        methods = {"Initial depth": None, "Direct-composite": load_checkpoint(direct),
-                   "Layered-propagation": "prop", "Ours": (ours, mode)}
+        methods["Direct-composite"] = load_checkpoint(direct)
+        seen["Direct-composite"] = trained_families(load(direct, kind="refiner"))
+    methods["Ours"] = (ours, mode)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = {name: [] for name in methods}
@@ -92,7 +106,7 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
         st = open_store(url)
         jobs += [(st, int(i)) for i in np.flatnonzero(st.done())]
     jobs = jobs[:max_scenes]
-    rng = np.random.default_rng(seed)
+    records = []
     for n, (st, i) in enumerate(tqdm(jobs, desc="eval", unit="scene", disable=not progress)):
         s = st.read_scene(i, ["rgb", "depth", "instance"])
         gt = ops.to_inverse(s["depth"])
@@ -100,14 +114,21 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
         if not masks:
             continue
         union = np.any(masks, axis=0)
-        initial = degrade(gt, union, degradation, rng)
+        # One generator per scene: a scene's initial depth does not depend on the ones before it.
+        initial, record = degrade.degrade(degradation, gt, s["rgb"], union, np.random.default_rng([seed, n]))
+        records.append({"store": st.url, "scene": i, **record})
+        filtered = degrade.guided_filter(s["rgb"].astype(np.float32) / 255.0, initial, GUIDED_RADIUS, GUIDED_EPS)
         preds = {}
         for name, method in methods.items():
             if method is None:
                 preds[name] = initial
                 continue
-            per = [layered_propagation(initial, m) if method == "prop" else refine(method[0], method[1], initial, m, s["rgb"])
-                   for m in masks]
+            if method == "prop":
+                per = [layered_propagation(initial, m) for m in masks]
+            elif method == "guided":
+                per = [guided_band(initial, s["rgb"], m, filtered) for m in masks]
+            else:
+                per = [refine(method[0], method[1], initial, m, s["rgb"]) for m in masks]
             preds[name] = metrics.merge_instances(initial, per)
         initial_aligned = metrics.align_scale_shift(initial, gt)
         for name, pred in preds.items():
@@ -121,8 +142,35 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
             img[..., 2] = np.clip(-gain, 0, 1) * 255
             write_image(out / f"improvement_{n:02d}.png", img)
     table = [summarise(name, rs) for name, rs in rows.items() if rs]
-    _write(out, table, degradation, checkpoint)
+    _write_records(out, records)
+    _write(out, table, degradation, checkpoint, seen)
     return table
+
+
+def _write_records(out: Path, records: list[dict]) -> None:
+    """degradations.csv: each scene's initial-depth family and parameters, to replay it."""
+    import io
+
+    from scenes.atomic import write_text
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    f = io.StringIO(newline="")
+    w = csv.DictWriter(f, keys)
+    w.writeheader()
+    w.writerows(records)
+    write_text(out / "degradations.csv", f.getvalue())
+
+
+def seen_line(degradation: str, seen: dict) -> str:
+    """Which families each network was trained on, and whether this initial depth is among them."""
+    parts = []
+    for name, fams in seen.items():
+        if fams is None:
+            parts.append(f"{name}: not recorded in the checkpoint (made before issue 27, so P(.) = perturb alone); "
+                         f"'{degradation}' is {'seen' if degradation == 'perturb' else 'held out'}")
+        else:
+            parts.append(f"{name}: trained on {', '.join(fams)}; '{degradation}' is "
+                         f"{'seen in training' if degradation in fams else 'HELD OUT (never seen in training)'}")
+    return "Training families -- " + ("; ".join(parts) or "not given") + "."
 
 
 def pooled_r3(improved: int, worsened: int) -> float:
@@ -156,7 +204,7 @@ def _cell(row: dict, key: str) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> None:
+def _write(out: Path, table: list[dict], degradation: str, checkpoint: str, seen: dict | None = None) -> None:
     import io
 
     from scenes.atomic import write_text
@@ -173,7 +221,7 @@ def _write(out: Path, table: list[dict], degradation: str, checkpoint: str) -> N
              f"scenes; R3@{R3_THRESHOLDS['R3@0.5']:g} has t = 0.05 1/m (the MiDaS/MaskDepth threshold, leading), "
              f"R3@0.05 t = 0.05 here = {0.05 / DEPTH_SCALE:g} 1/m (earlier tables).  The rest lower is better: "
              "eps_acc / eps_comp in pixels (eps_comp: iBims' symmetric capped form), WHDR over non-sky pairs "
-             "not tied in ground truth.",
+             "not tied in ground truth.", "", seen_line(degradation, seen or {}),
              "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in table:
         lines.append("| " + " | ".join(_cell(r, k) for k in keys) + " |")

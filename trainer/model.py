@@ -40,6 +40,11 @@ class RefinerConfig:
     max_depth: float = DEPTH_SCALE  # the shards' depth space (composer.ops)
     clamp_eval: bool = True      # clamp to [0, max_depth] in eval mode only (see head)
     residual: bool = True        # predict a correction to the input depth (see forward)
+    # Negative slope of the head's hidden activation.  With the zero-initialised residual
+    # output, no gradient reaches that layer at first, and with a plain ReLU 99.94 % of it
+    # was dead after a CPU run (the network stayed the identity; RESULTS.md issue 27).
+    # Checkpoints from before this field have 0.0 (ReLU), see refiner_from_config.
+    head_leaky: float = 0.1
 
     def __post_init__(self):
         for f in ("widths", "depths", "heads", "sr_ratios"):
@@ -137,8 +142,9 @@ class DepthHead(nn.Module):
     can stay stuck there.  Clamping to [0, max_depth] at inference gives the same range
     (0 = sky at infinity) without that failure mode in training."""
 
-    def __init__(self, dec_w: int, low_w: int, head_w: int):
+    def __init__(self, dec_w: int, low_w: int, head_w: int, leaky: float = 0.0):
         super().__init__()
+        self.leaky = leaky
         self.conv_half = nn.Conv2d(dec_w + 2 * low_w, dec_w // 2, 3, padding=1)
         self.conv_full = nn.Conv2d(dec_w // 2 + low_w, head_w, 3, padding=1)
         self.out = nn.Conv2d(head_w, 1, 1)
@@ -146,7 +152,7 @@ class DepthHead(nn.Module):
     def forward(self, x: torch.Tensor, low_full: torch.Tensor,
                 low_half: torch.Tensor) -> torch.Tensor:
         x = up2(self.conv_half(torch.cat([x, low_half], 1)))
-        x = F.relu(self.conv_full(torch.cat([x, low_full], 1)))
+        x = F.leaky_relu(self.conv_full(torch.cat([x, low_full], 1)), self.leaky)
         return self.out(x)
 
 
@@ -163,7 +169,7 @@ class LayeredRefiner(nn.Module):
         self.rgb_branch.apply(init_mit_weights)
         self.decoder = FusionDecoder(cfg.widths, cfg.decoder_width)
         self.lowlevel = LowLevelEncoder(2, cfg.lowlevel_width)
-        self.head = DepthHead(cfg.decoder_width, cfg.lowlevel_width, cfg.head_width)
+        self.head = DepthHead(cfg.decoder_width, cfg.lowlevel_width, cfg.head_width, cfg.head_leaky)
         if cfg.residual:
             # Start as the identity: an untrained refiner returns its input unchanged.
             nn.init.zeros_(self.head.out.weight)
@@ -217,6 +223,7 @@ def refiner_config(name: str, model: LayeredRefiner) -> dict:
 def refiner_from_config(model_config: dict) -> LayeredRefiner:
     """The inverse of :func:`refiner_config` (lists from a JSON sidecar become tuples)."""
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items()}
+    cfg.setdefault("head_leaky", 0.0)  # checkpoints from before the field: a plain ReLU head
     return build_refiner(cfg.pop("name"), **cfg)
 
 

@@ -48,6 +48,9 @@ class TrainConfig:
     val: str | None = None  # held-out scene store(s), comma-separated: best.pt on its RMSE (trainer.watch)
     val_every: int = 0  # steps between validations; 0: at every checkpoint
     val_scenes: int = 16
+    # CPU only: channels_last weights/activations and bf16 autocast (benchmarks/bench_refiner_step.py,
+    # RESULTS.md issue 27).  Off by default: bf16 changes the numbers, and its quality is unmeasured.
+    cpu_fast: bool = False
 
 
 class TrainError(RuntimeError):
@@ -132,6 +135,7 @@ class _Run:
     device: torch.device
     world: int = 1
     rank: int = 0
+    trained_on: dict | None = None  # the shards' degradation mixture, recorded in every checkpoint
     step: int = 0
     epoch: int = 0
     consumed: int = 0  # micro-batches of the current epoch already trained on
@@ -153,6 +157,7 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     ds = _dataset(shards_url, cfg, rank, world)
     out.mkdir(parents=True, exist_ok=True)
     run = _setup(cfg, out, model, world, rank)
+    run.trained_on = trained_on(shards_url)
     if ck is not None:
         _restore(run, ck)
     else:
@@ -164,6 +169,16 @@ def train(shards_url: str, out_dir: str, cfg: TrainConfig, resume: bool = False,
     finally:
         log.close()
     return {"steps": run.step, "best": run.best}
+
+
+def trained_on(shards_url: str) -> dict:
+    """What the checkpoint says it was trained on: the shard store and its initial-depth
+    degradation mixture (stores made before the families existed are P(.) alone)."""
+    from composer.shard_store import open_shards
+    cfg = open_shards(shards_url).attrs.get("config") or {}
+    mix = cfg.get("degrade_mix") or {"perturb": 1.0}
+    return {"shards": str(shards_url), "degrade_mix": {str(k): float(v) for k, v in mix.items()},
+            "families": [k for k, v in mix.items() if v > 0]}
 
 
 def _read_resume(out: Path, cfg: TrainConfig) -> dict:
@@ -215,7 +230,7 @@ def _setup(cfg: TrainConfig, out: Path, model, world: int, rank: int) -> _Run:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or cfg.cpu_fast:
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -237,7 +252,7 @@ def _loop(run: _Run, ds, log: _Log) -> None:
     from torch.utils.data import DataLoader
     cfg = run.cfg
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-           else torch.autocast("cpu", enabled=False))
+           else torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.cpu_fast))
     run.net.train()
     while run.step < cfg.steps:
         ds.set_epoch(run.epoch)
@@ -297,7 +312,7 @@ def _checkpoint(run: _Run, last_mean: float, val_rmse: float | None = None) -> N
     state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
              "scheduler": run.sched.state_dict(), "step": run.step, "epoch": run.epoch,
              "consumed": run.consumed, "best": run.best, "rng": _rng_state(), "config": asdict(cfg),
-             "mode": cfg.mode, "model_config": refiner_config(cfg.model, run.model)}
+             "mode": cfg.mode, "model_config": refiner_config(cfg.model, run.model), "trained_on": run.trained_on}
     save_checkpoint(run.out / "last.pt", **state)
     if improved:
         save_checkpoint(run.out / "best.pt", **state)

@@ -44,7 +44,8 @@ def refiner_score(model, mode: str, urls, max_scenes: int = 16, seed: int = 0) -
     """The "Ours" row of gen eval refiner on ``urls``: {"RMSE", "MBE", ..., "scenes"}."""
     from composer import ops
     from trainer import metrics
-    from trainer.evaluate import degrade, score, summarise
+    from composer.degrade import degrade
+    from trainer.evaluate import score, summarise
     from trainer.infer import refine
     was_training = model.training
     model.eval()
@@ -56,7 +57,7 @@ def refiner_score(model, mode: str, urls, max_scenes: int = 16, seed: int = 0) -
             masks = metrics.instance_masks(s["instance"])
             if not masks:
                 continue
-            initial = degrade(gt, np.any(masks, axis=0), "perturb", np.random.default_rng([seed, n]))
+            initial, _ = degrade("perturb", gt, s["rgb"], np.any(masks, axis=0), np.random.default_rng([seed, n]))
             pred = metrics.merge_instances(initial, [refine(model, mode, initial, m, s["rgb"]) for m in masks])
             rows.append(score(pred, gt, metrics.align_scale_shift(initial, gt), masks))
     finally:
