@@ -290,9 +290,11 @@ def test_shard_config_is_stored_as_before():
         "mask_mix": {"object": 0.5, "sky": 0.2, "human": 0.15, "human_holes": 0.15}, "min_fraction": 0.01,
         "human_classes": ["pedestrian"],
         "object_classes": ["car", "van", "truck", "bus", "traffic_sign", "traffic_light", "pole", "unlabeled"],
-        "near_m": 1.0}
+        "near_m": 1.0, "degrade_mix": {"perturb": 1.0}}
+    # Keys are only ever appended; a store recorded without a later one resumes with its
+    # default (tests/test_shards.py::test_a_store_begun_before_degrade_mix_existed_resumes).
     assert list(cfg.to_dict()) == ["patch", "shard_size", "chunk_size", "batch_scenes", "mask_mix", "min_fraction",
-                                   "human_classes", "object_classes", "near_m"]
+                                   "human_classes", "object_classes", "near_m", "degrade_mix"]
     json.dumps(cfg.to_dict())
     for bad, words in (({"nope": 1}, "unknown shard config key 'nope'"), ({"mask_mix": {"dragons": 1}}, "mask_mix")):
         with pytest.raises(runner.RunError, match=words):
