@@ -43,8 +43,8 @@ def _jobs(urls, max_scenes: int) -> list:
 def refiner_score(model, mode: str, urls, max_scenes: int = 16, seed: int = 0) -> dict:
     """The "Ours" row of gen eval refiner on ``urls``: {"RMSE", "MBE", ..., "scenes"}."""
     from composer import ops
-    from trainer import metrics
     from composer.degrade import degrade
+    from trainer import metrics
     from trainer.evaluate import score, summarise
     from trainer.infer import refine
     was_training = model.training
