@@ -107,11 +107,6 @@ class OneLineErrors(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _not_onto_inputs(out: str, inputs, replaces: bool = True) -> None:
-    """No command writes onto one of its own inputs (see scenes.safety.overlapping)."""
-    _onto_input("--out", out, inputs, replaces)
-
-
 def _onto_input(option: str, out: str, inputs, replaces: bool) -> None:
     from scenes.safety import overlapping
     hit = overlapping(str(out), [str(i) for i in inputs if i], replaces)
