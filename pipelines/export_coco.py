@@ -239,23 +239,19 @@ def write_extras(s: dict, folder: str, i: int, opts: dict) -> dict:
 
 
 def _write_png(path: str, a: np.ndarray) -> None:
-    import os
-
     import cv2
-    tmp = f"{path}.partial.png"
-    if not cv2.imwrite(tmp, a, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+
+    from scenes.atomic import write_image
+    write_image(path, a, [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
 
 def _write_exr(path: str, channels: dict) -> None:
-    import os
-
     import OpenEXR
-    tmp = f"{path}.partial.exr"
-    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
-        f.write(tmp)
-    os.replace(tmp, path)
+
+    from scenes.atomic import replacing
+    with replacing(path) as tmp:
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
+            f.write(str(tmp))
 
 
 def _write_image(rgb: np.ndarray, folder: str, i: int, ext: str) -> None:

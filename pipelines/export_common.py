@@ -184,8 +184,5 @@ def run_ordered(fn, jobs: list, *, workers: int | None, scheduler: str | None, o
             except BaseException:
                 client.cancel([f for _, f in futures.values()])
                 raise
-    except BaseException:
-        bar.leave = False  # the error line alone, not a stalled bar above it
-        raise
     finally:
         bar.close()

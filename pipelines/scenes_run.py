@@ -212,7 +212,7 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
         bar.close()
         meta.flush()
         done = st.done()
-        runner.update_failure_log(st.group, failures, done)
+        log_error = runner.update_failure_log(st.group, failures, done, tolerate=True)
         runner.disarm()  # after the flags are written: a second Ctrl-C until then exits at once
     nd = int(done.sum())
     if code == 130:
@@ -227,8 +227,9 @@ def run(url: str, *, n: int, cfg: dict, seed: int, overwrite=False, resume=False
           f"mean s/scene: {phases}", file=sys.stderr)
     if failures:
         first = next(iter(failures.items()))
+        where = f"see 'gen info {url}'" if log_error is None else f"failure log not written: {log_error}"
         print(f"error: {len(failures)} scene(s) failed (scene {first[0]}: {first[1]}); "
-              f"see 'gen info {url}', fix, then --resume", file=sys.stderr)
+              f"{where}, fix, then --resume", file=sys.stderr)
         code = 1
     return RunResult(code, nd, st.n, wall, failures, stats={"scenes": count[0], **sums})
 

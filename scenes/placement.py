@@ -40,14 +40,12 @@ class Ground:
     """The footprints placed so far; ``try_place`` resamples a pose until it is free."""
 
     def __init__(self):
-        self.taken: list[np.ndarray] = []
         self._stack = np.empty((0, 4, 2))
 
     def free(self, fp: np.ndarray) -> bool:
         return bool(_separated(np.asarray(fp, np.float64), self._stack).all())
 
     def add(self, fp: np.ndarray) -> None:
-        self.taken.append(fp)
         self._stack = np.concatenate([self._stack, np.asarray(fp, np.float64)[None]])
 
     def try_place(self, sample_pose, size, tries: int, margin: float = 0.1):

@@ -100,6 +100,7 @@ class SceneStore:
     group: object  # zarr.Group
     url: str
     _arrays: dict = field(default_factory=dict, repr=False)
+    _absent: set = field(default_factory=set, repr=False)
     _chunks: dict = field(default_factory=dict, repr=False)  # name -> (chunk index, done snapshot, rows)
 
     def array(self, name: str):
@@ -233,12 +234,17 @@ class SceneStore:
         return str(self._meta_row("spec", i))
 
     def has(self, name: str) -> bool:
-        """Whether the store holds array ``name`` (the OPTIONAL ones may be missing)."""
+        """Whether the store holds array ``name`` (the OPTIONAL ones may be missing).  A miss
+        is remembered: on an object store each lookup is a request, and an older store
+        without ``intrinsics`` is asked once per scene."""
         if name in self._arrays:
             return True
+        if name in self._absent:
+            return False
         try:
             self.array(name)
         except KeyError:
+            self._absent.add(name)
             return False
         return True
 
@@ -430,6 +436,7 @@ def scene_array(st: SceneStore, name: str, create: dict | None = None):
     arr = g.create_array(name, shape=shape, dtype=dtype, fill_value=create["fill"], chunks=(1,) + shape[1:],
                          dimension_names=("scene",) + on_disk, attributes=dict(create.get("attrs") or {}),
                          overwrite=True)
+    st._absent.discard(name)
     consolidate(g.store)
     return arr
 

@@ -219,6 +219,20 @@ def test_bad_inputs_one_line_exit_2_nothing_written(photo, tmp_path, args, needl
     assert not list(tmp_path.iterdir()) and sorted(p.name for p in photo.iterdir()) == before
 
 
+@pytest.mark.parametrize("coco, needle", [
+    ({"images": ["x"], "annotations": []}, "'images' must be a list of objects"),
+    ({"images": [{"id": 1, "file_name": "p.png"}], "annotations": [3]}, "'annotations' must be a list of objects"),
+    ({"images": [{"id": 1, "file_name": "p.png", "height": 5}], "annotations": []}, "is Nonex5, the photo is"),
+])
+def test_malformed_coco_is_one_line(photo, tmp_path, coco, needle):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(coco))
+    r = gen("complete", photo / "p.png", "--visible", bad, "--checkpoint", photo / "nodepth.pt",
+            "--out", tmp_path / "o.json")
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and needle in r.output, r.output
+    assert not (tmp_path / "o.json").exists()
+
+
 def test_train_and_eval_from_the_command_line(fixture_scenes, tmp_path):
     r = gen("train", "completion", "--scenes", fixture_scenes, "--out", tmp_path / "bad", "--inputs", "rgb,normals")
     assert r.exit_code == 2 and "unknown input 'normals'" in r.output and not (tmp_path / "bad").exists()

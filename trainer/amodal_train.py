@@ -24,7 +24,7 @@ import torch
 from trainer import checkpoint
 from trainer.amodal_model import DEFAULT_CLASSES, SIZES, build_amodal
 from trainer.init_weights import InitError
-from trainer.watch import amodal_score, tensorboard, val_problem, with_defaults
+from trainer.watch import amodal_score, resume_mismatch, tensorboard, val_problem
 
 
 @dataclass
@@ -143,11 +143,9 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
             ck = checkpoint.load(last, kind="amodal", device=device)
         except checkpoint.CheckpointError as exc:
             raise TrainError(str(exc)) from None
-        now = _plain(asdict(cfg))
-        old = with_defaults(ck["config"], _plain(asdict(AmodalTrainConfig())))
-        if old != now:
-            key = next(k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({old.get(key)})")
+        why = resume_mismatch(ck["config"], _plain(asdict(cfg)), _plain(asdict(AmodalTrainConfig())))
+        if why:
+            raise TrainError(why)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])

@@ -52,14 +52,18 @@ def read_visible(path: str, photo: str, shape) -> tuple[list[np.ndarray], list[d
             images, anns = coco["images"], coco["annotations"]
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path} is not a COCO JSON ({str(exc)[:80]})") from None
+        cat_list = coco.get("categories", [])
+        for key, rows in (("images", images), ("annotations", anns), ("categories", cat_list)):
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise InputError(f"{path} is not a COCO JSON ('{key}' must be a list of objects)")
         named = [im for im in images if Path(str(im.get("file_name", ""))).name == Path(photo).name]
         if len(named) != 1 and len(images) != 1:
             raise InputError(f"{path} has no image named {Path(photo).name} (and holds {len(images)} images)")
         image = named[0] if named else images[0]
         if (image.get("height"), image.get("width")) not in ((h, w), (None, None)):
-            raise InputError(f"{path}: image {image.get('file_name')} is {image['width']}x{image['height']}, "
+            raise InputError(f"{path}: image {image.get('file_name')} is {image.get('width')}x{image.get('height')}, "
                              f"the photo is {w}x{h}")
-        cats = {c["id"]: c.get("name", str(c["id"])) for c in coco.get("categories", [])}
+        cats = {c.get("id"): c.get("name", str(c.get("id"))) for c in cat_list}
         masks, meta = [], []
         for a in (a for a in anns if a.get("image_id") == image.get("id")):
             seg = a.get("inmodal_seg", a.get("segmentation"))

@@ -127,10 +127,10 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
             ck = checkpoint.load(last, kind="completion", device=device)
         except checkpoint.CheckpointError as exc:
             raise TrainError(str(exc)) from None
-        now = _plain(asdict(cfg))
-        if ck["config"] != now:
-            key = next(k for k in sorted(set(ck["config"]) | set(now)) if ck["config"].get(k) != now.get(k))
-            raise TrainError(f"--resume: setting '{key}' differs from the run's ({ck['config'].get(key)})")
+        from trainer.watch import resume_mismatch
+        why = resume_mismatch(ck["config"], _plain(asdict(cfg)), _plain(asdict(CompletionTrainConfig())))
+        if why:
+            raise TrainError(why)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])

@@ -25,7 +25,7 @@ from trainer.augment import augment
 from trainer.contract import layered_forward, normalise_rgb
 from trainer.init_weights import InitError
 from trainer.losses import refine_loss
-from trainer.watch import refiner_score, tensorboard, val_problem, with_defaults
+from trainer.watch import refiner_score, resume_mismatch, tensorboard, val_problem
 
 
 @dataclass
@@ -192,11 +192,9 @@ def _read_resume(out: Path, cfg: TrainConfig) -> dict:
         raise TrainError(f"--resume: {exc}") from None
     if not isinstance(ck.get("config"), dict):
         raise TrainError(f"--resume: {last} holds no run config")
-    now = asdict(cfg)
-    old = with_defaults(ck["config"], asdict(TrainConfig()))
-    if old != now:
-        key = next(k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
-        raise TrainError(f"--resume: setting '{key}' differs from the run's ({old.get(key)})")
+    why = resume_mismatch(ck["config"], asdict(cfg), asdict(TrainConfig()))
+    if why:
+        raise TrainError(why)
     return ck
 
 

@@ -108,3 +108,13 @@ def with_defaults(old: dict, defaults: dict) -> dict:
     """A run config saved before a setting existed, read as if it had its default (so such a
     run still resumes)."""
     return {**defaults, **old}
+
+
+def resume_mismatch(saved: dict, now: dict, defaults: dict) -> str | None:
+    """Why ``--resume`` with settings ``now`` cannot continue a run saved with ``saved`` (its
+    settings added since then count as ``defaults``), or None when it can."""
+    old = with_defaults(saved, defaults)
+    if old == now:
+        return None
+    key = next(k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+    return f"--resume: setting '{key}' differs from the run's ({old.get(key)})"
