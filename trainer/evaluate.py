@@ -87,16 +87,18 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
 
     from scenes.store import open_store
     from trainer.checkpoint import load
-    from trainer.infer import load_checkpoint, refine
+    from trainer.infer import refine, refiner_from_checkpoint
 
     degrade.check_family(degradation)
-    # Both checkpoints are read (weights only) before anything is written.
-    ours, mode = load_checkpoint(checkpoint)
-    seen = {"Ours": trained_families(load(checkpoint, kind="refiner"))}
+    # Both checkpoints are read (weights only, once each) before anything is written.
+    ck = load(checkpoint, kind="refiner")
+    ours, mode = refiner_from_checkpoint(ck, checkpoint)
+    seen = {"Ours": trained_families(ck)}
     methods = {"Initial depth": None, "Layered-propagation": "prop", "Guided filter": "guided"}
     if direct:
-        methods["Direct-composite"] = load_checkpoint(direct)
-        seen["Direct-composite"] = trained_families(load(direct, kind="refiner"))
+        ck = load(direct, kind="refiner")
+        methods["Direct-composite"] = refiner_from_checkpoint(ck, direct)
+        seen["Direct-composite"] = trained_families(ck)
     methods["Ours"] = (ours, mode)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

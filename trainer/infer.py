@@ -17,9 +17,14 @@ class InputError(ValueError):
 def load_checkpoint(path: str, device="cpu"):
     """(model in eval mode, "layered" | "direct") from a refiner checkpoint, read weights-only
     through trainer.checkpoint (raises its one-line CheckpointError)."""
-    from trainer.checkpoint import CheckpointError, load
+    from trainer.checkpoint import load
+    return refiner_from_checkpoint(load(path, kind="refiner", device=device), path, device)
+
+
+def refiner_from_checkpoint(ck: dict, path: str, device="cpu"):
+    """load_checkpoint's model and mode from a checkpoint already read (``path`` names it in errors)."""
+    from trainer.checkpoint import CheckpointError
     from trainer.model import refiner_from_config
-    ck = load(path, kind="refiner", device=device)
     try:
         model = refiner_from_config(ck["model_config"])
         model.load_state_dict(ck["model"])
