@@ -81,11 +81,34 @@ def trained_families(ck: dict) -> list[str] | None:
     return list(t["families"]) if isinstance(t, dict) and isinstance(t.get("families"), list) else None
 
 
+def scene_jobs(urls, max_scenes: int) -> list:
+    """(store, scene index) of the first ``max_scenes`` finished scenes of ``urls`` (one or a list)."""
+    from scenes.store import open_store
+    jobs = []
+    for url in [urls] if isinstance(urls, str) else urls:
+        st = open_store(url)
+        jobs += [(st, int(i)) for i in np.flatnonzero(st.done())]
+    return jobs[:max_scenes]
+
+
+def scene_cases(jobs, family: str, seed: int):
+    """Per scene with instances: (n, store, index, arrays, inverse-depth truth, instance masks,
+    initial depth, its degradation record).  One generator per scene: a scene's initial depth
+    does not depend on the ones before it (nor on which scenes were skipped)."""
+    for n, (st, i) in enumerate(jobs):
+        s = st.read_scene(i, ["rgb", "depth", "instance"])
+        gt = ops.to_inverse(s["depth"])
+        masks = metrics.instance_masks(s["instance"])
+        if not masks:
+            continue
+        initial, record = degrade.degrade(family, gt, s["rgb"], np.any(masks, axis=0), np.random.default_rng([seed, n]))
+        yield n, st, i, s, gt, masks, initial, record
+
+
 def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: str | None = None,
              degradation: str = "perturb", max_scenes: int = 50, seed: int = 0, progress: bool = True) -> list[dict]:
     from tqdm import tqdm
 
-    from scenes.store import open_store
     from trainer.checkpoint import load
     from trainer.infer import refine, refiner_from_checkpoint
 
@@ -103,21 +126,10 @@ def evaluate(checkpoint: str, scene_urls: list[str], out_dir: str, *, direct: st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = {name: [] for name in methods}
-    jobs = []
-    for url in scene_urls:
-        st = open_store(url)
-        jobs += [(st, int(i)) for i in np.flatnonzero(st.done())]
-    jobs = jobs[:max_scenes]
+    jobs = scene_jobs(scene_urls, max_scenes)
     records = []
-    for n, (st, i) in enumerate(tqdm(jobs, desc="eval", unit="scene", disable=not progress)):
-        s = st.read_scene(i, ["rgb", "depth", "instance"])
-        gt = ops.to_inverse(s["depth"])
-        masks = metrics.instance_masks(s["instance"])
-        if not masks:
-            continue
-        union = np.any(masks, axis=0)
-        # One generator per scene: a scene's initial depth does not depend on the ones before it.
-        initial, record = degrade.degrade(degradation, gt, s["rgb"], union, np.random.default_rng([seed, n]))
+    for n, st, i, s, gt, masks, initial, record in scene_cases(
+            tqdm(jobs, desc="eval", unit="scene", disable=not progress), degradation, seed):
         records.append({"store": st.url, "scene": i, **record})
         filtered = degrade.guided_filter(s["rgb"].astype(np.float32) / 255.0, initial, GUIDED_RADIUS, GUIDED_EPS)
         preds = {}

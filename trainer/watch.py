@@ -30,34 +30,17 @@ def tensorboard(out: Path):
     return SummaryWriter(str(Path(out) / "tb"))
 
 
-def _jobs(urls, max_scenes: int) -> list:
-    from scenes.store import open_store
-    jobs = []
-    for u in [urls] if isinstance(urls, str) else urls:
-        st = open_store(u)
-        jobs += [(st, int(i)) for i in np.flatnonzero(st.done())]
-    return jobs[:max_scenes]
-
-
 @torch.no_grad()
 def refiner_score(model, mode: str, urls, max_scenes: int = 16, seed: int = 0) -> dict:
     """The "Ours" row of gen eval refiner on ``urls``: {"RMSE", "MBE", ..., "scenes"}."""
-    from composer import ops
-    from composer.degrade import degrade
     from trainer import metrics
-    from trainer.evaluate import score, summarise
+    from trainer.evaluate import scene_cases, scene_jobs, score, summarise
     from trainer.infer import refine
     was_training = model.training
     model.eval()
     rows = []
     try:
-        for n, (st, i) in enumerate(_jobs(urls, max_scenes)):
-            s = st.read_scene(i, ["rgb", "depth", "instance"])
-            gt = ops.to_inverse(s["depth"])
-            masks = metrics.instance_masks(s["instance"])
-            if not masks:
-                continue
-            initial, _ = degrade("perturb", gt, s["rgb"], np.any(masks, axis=0), np.random.default_rng([seed, n]))
+        for _n, _st, _i, s, gt, masks, initial, _rec in scene_cases(scene_jobs(urls, max_scenes), "perturb", seed):
             pred = metrics.merge_instances(initial, [refine(model, mode, initial, m, s["rgb"]) for m in masks])
             rows.append(score(pred, gt, metrics.align_scale_shift(initial, gt), masks))
     finally:
@@ -71,13 +54,14 @@ def amodal_score(model, urls, max_scenes: int = 16, seed: int = 0, min_visible_a
     from trainer.amodal_coco import coco_eval
     from trainer.amodal_data import SampleConfig, class_labels, make_sample
     from trainer.amodal_eval import predict
+    from trainer.evaluate import scene_jobs
     mc = model.cfg
     cfg = SampleConfig.from_model(mc, degrade=0.0, min_visible_area=min_visible_area, min_amodal_area=1)
     was_training = model.training
     model.eval()
     gts, preds, luts = [], [], {}
     try:
-        for n, (st, i) in enumerate(_jobs(urls, max_scenes)):
+        for n, (st, i) in enumerate(scene_jobs(urls, max_scenes)):
             lut = luts.setdefault(st.url, class_labels(st, mc["classes"]))
             x, t, _ = make_sample(st, i, lut, cfg, np.random.default_rng([seed, n]), train=False)
             gts.append({"labels": t["labels"], "amodal": t["amodal_masks"].astype(bool),
