@@ -116,7 +116,7 @@ def _place_camera(scene, cam, w2c: np.ndarray) -> None:
     ob.matrix_world = Matrix(c2w.tolist())
 
 
-def _annotation_material(name: str, aov: str | None):
+def _annotation_material(name: str, aov: tuple[str, float] | None):
     mat, created = blender.node_material(name)
     if not created:
         return mat
@@ -164,11 +164,11 @@ def _annotation_material(name: str, aov: str | None):
         nt.links.new(transparent, mix.inputs[1])
         nt.links.new(nt.nodes.new("ShaderNodeHoldout").outputs[0], mix.inputs[2])
         nt.links.new(mix.outputs[0], out.inputs["Surface"])
-    if aov:
+    if aov:  # (pass, this instance's digit): scenes.annotations.amodal_pass
         value = nt.nodes.new("ShaderNodeValue")
-        value.outputs[0].default_value = 1.0
+        value.outputs[0].default_value = aov[1]
         node = nt.nodes.new("ShaderNodeOutputAOV")
-        node.aov_name = aov
+        node.aov_name = aov[0]
         nt.links.new(value.outputs[0], node.inputs["Value"])
     # The first surface on the ray (transparent depth 0) writes the point-sampled data
     # passes; AOVs accumulate, but exactly one crossing per ray has depth 0.
@@ -272,7 +272,7 @@ def use_annotation_materials(built: Built) -> None:
     scene = bpy.context.scene
     layer = scene.view_layers[blender.ANNOT]
     k = len(built.view.candidates)
-    want = [f"am{i}" for i in range(k)] + ["gnormal", "zdepth", "index"]
+    want = annotations.amodal_pass_names(k) + ["gnormal", "zdepth", "index"]
     for aov in list(layer.aovs):
         if aov.name not in want:
             layer.aovs.remove(aov)
@@ -284,7 +284,7 @@ def use_annotation_materials(built: Built) -> None:
             aov.type = "COLOR" if name == "gnormal" else "VALUE"
     stuff = _annotation_material(STUFF, None)
     set_stop_depth(built)
-    inst = {iid: _annotation_material(f"rgsd.annot.am{iid - 1}", f"am{iid - 1}")
+    inst = {iid: _annotation_material(f"rgsd.annot.am{iid - 1}", annotations.amodal_pass(iid - 1))
             for iid in range(1, k + 1)}
     for i, ob in enumerate(built.objects):
         mat = inst.get(built.view.instance_of.get(i, 0), stuff)

@@ -202,7 +202,7 @@ def _render_frame(scene, built, spec: SceneSpec, cfg: dict) -> tuple[dict, dict]
         t4 = time.perf_counter()
         k = len(built.view.candidates)
         h, w = annot["zdepth"].shape
-        stack = np.stack([annot[f"am{i}"] for i in range(k)]) if k else np.zeros((0, h, w), np.float32)
+        stack = annotations.unpack_amodal(annot, k, (h, w))
         arrays = annotations.assemble(
             object_index=annot["index"], depth=annot["zdepth"], amodal_stack=stack,
             world_normals=annot["gnormal"][..., :3], world_to_camera=built.view.world_to_camera,

@@ -1,5 +1,6 @@
 """Pure-numpy annotation logic on hand-made masks."""
 import numpy as np
+import pytest
 
 from scenes import annotations as A
 from scenes.classes import CLASS_IDS
@@ -60,3 +61,26 @@ def test_assemble_drops_out_of_frame_candidates_and_pads():
     assert np.isclose(out["visible_fraction"][0], 4 / 9)
     assert out["amodal_box"][0].tolist() == [0, 0, 3, 3]
     assert out["modal_box"][0].tolist() == [1, 1, 3, 3]
+
+
+def test_packed_amodal_passes_unpack_to_each_instances_count():
+    """What Cycles sums into a pass (each crossing adds the instance's digit, in float32)
+    unpacks to the crossing counts, for K not a multiple of the instances per pass."""
+    k, shape = 7, (5, 6)
+    counts = np.random.default_rng(0).integers(0, 40, size=(k,) + shape)
+    counts[3] = 0  # an instance out of frame
+    passes = {}
+    for i in range(k):
+        name, digit = A.amodal_pass(i)
+        acc = passes.setdefault(name, np.zeros(shape, np.float32))
+        for crossing in range(int(counts[i].max())):
+            acc += np.where(counts[i] > crossing, np.float32(digit), np.float32(0))
+    assert sorted(passes) == A.amodal_pass_names(k) == ["am0", "am1", "am2"]
+    np.testing.assert_array_equal(A.unpack_amodal(passes, k, shape), counts)
+    assert A.unpack_amodal({}, 0, shape).shape == (0, 5, 6)
+
+
+def test_a_count_near_the_digit_is_refused():
+    name, digit = A.amodal_pass(1)
+    with pytest.raises(ValueError, match="crosses one ray 200 times"):
+        A.unpack_amodal({name: np.full((2, 2), 200 * digit, np.float32)}, 2, (2, 2))
