@@ -31,7 +31,7 @@ AMODAL_PER_PASS = 3
 
 def amodal_pass(k: int) -> tuple[str, float]:
     """(AOV name, value added per crossing) of candidate instance k (0-based)."""
-    return f"am{k // AMODAL_PER_PASS}", float(AMODAL_BASE ** (k % AMODAL_PER_PASS))
+    return f"am{k // AMODAL_PER_PASS}", float(1 << (8 * (k % AMODAL_PER_PASS)))  # AMODAL_BASE ** digit
 
 
 def amodal_pass_names(k: int) -> list[str]:
