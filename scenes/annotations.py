@@ -117,6 +117,15 @@ def assemble(*, object_index, depth, amodal_stack, world_normals, world_to_camer
     ``class_id``, ``object`` (index into the spec's objects) and ``box3d`` (camera frame).
     Candidates whose amodal mask is empty (outside the frame) are dropped and ids compacted.
     """
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:  # numpy releases the GIL: the normals beside the masks
+        normals = pool.submit(camera_normals, world_normals, world_to_camera)
+        out = _assemble(object_index, depth, amodal_stack, candidates, max_instances, rgb)
+        out["normals"] = normals.result()
+    return out
+
+
+def _assemble(object_index, depth, amodal_stack, candidates, max_instances: int, rgb) -> dict:
     depth = clean_depth(depth)
     instance, semantic = decode_index(object_index, depth)
     amodal = amodal_stack > 0.5
@@ -140,7 +149,6 @@ def assemble(*, object_index, depth, amodal_stack, world_normals, world_to_camer
     pad = max_instances
     out = {
         "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
-        "normals": camera_normals(world_normals, world_to_camera),
         "num_instances": np.uint16(k),
         "amodal": pad_instances(amodal, pad, False),
         "instance_class": pad_instances(np.array([c["class_id"] for c in cands], np.uint8), pad, 0),
