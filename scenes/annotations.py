@@ -78,6 +78,21 @@ def boxes(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def label_boxes(labels: np.ndarray, k: int) -> np.ndarray:
+    """boxes() of the masks labels == 1..k of one label image, in one pass over it."""
+    h, w = labels.shape
+    rows = np.zeros((k + 1, h), bool)
+    cols = np.zeros((k + 1, w), bool)
+    rows[labels, np.arange(h)[:, None]] = True
+    cols[labels, np.arange(w)[None, :]] = True
+    out = np.full((k, 4), -1, np.int32)
+    for i in range(k):
+        r, c = np.flatnonzero(rows[i + 1]), np.flatnonzero(cols[i + 1])
+        if r.size:
+            out[i] = c[0], r[0], c[-1] + 1, r[-1] + 1
+    return out
+
+
 def occlusion_matrix(instance: np.ndarray, amodal: np.ndarray) -> np.ndarray:
     """occ[a, b]: instance a is visible at a pixel inside b's amodal mask (a's surface is in
     front of b on that camera ray).  Both directions may hold (InstaOrder's bidirectional)."""
@@ -128,32 +143,40 @@ def assemble(*, object_index, depth, amodal_stack, world_normals, world_to_camer
 def _assemble(object_index, depth, amodal_stack, candidates, max_instances: int, rgb) -> dict:
     depth = clean_depth(depth)
     instance, semantic = decode_index(object_index, depth)
-    amodal = amodal_stack > 0.5
+    n, (h, w) = len(amodal_stack), instance.shape
+    # Built in the padded array the store takes: no K x H x W copies (at 1280x720 each is
+    # ~1 MB an instance, and fresh pages after a render cost more than the arithmetic).
+    amodal_all = np.zeros((max(n, max_instances), h, w), bool)
+    amodal = amodal_all[:n]
+    np.greater(amodal_stack, 0.5, out=amodal)
     # The same pixel-centre ray hit k in the full scene, so it hits k alone: modal ⊆ amodal
     # holds by construction; the OR guards against a watertightness slip at a triangle edge.
-    for k in range(len(amodal)):
-        amodal[k] |= instance == k + 1
-    keep = np.flatnonzero(amodal.reshape(len(amodal), -1).any(1))
-    remap = np.zeros(len(amodal) + 1, np.uint16)
+    ys, xs = np.nonzero(instance)
+    amodal[instance[ys, xs].astype(np.intp) - 1, ys, xs] = True
+    amodal_area = np.count_nonzero(amodal.reshape(n, h * w), axis=1).astype(np.int32)
+    keep = np.flatnonzero(amodal_area)
+    remap = np.zeros(n + 1, np.uint16)
     remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=np.uint16)
     instance = remap[instance]
-    amodal = amodal[keep]
-    cands = [candidates[i] for i in keep]
     k = len(keep)
     if k > max_instances:
         raise ValueError(f"{k} instances exceed scene.max_instances={max_instances}")
-    modal = instance[None] == np.arange(1, k + 1, dtype=np.uint16)[:, None, None]
-    modal_area = modal.reshape(k, -1).sum(1).astype(np.int32)
-    amodal_area = amodal.reshape(k, -1).sum(1).astype(np.int32)
+    if k < n:  # candidates out of frame: the kept move down, the rest is cleared
+        amodal_all[:k] = amodal_all[keep]
+        amodal_all[k:n] = False
+    amodal_all = amodal_all[:max_instances]
+    amodal, amodal_area = amodal_all[:k], amodal_area[keep]
+    cands = [candidates[i] for i in keep]
+    modal_area = np.bincount(instance.ravel(), minlength=k + 1)[1:k + 1].astype(np.int32)
     box3d = np.array([c["box3d"] for c in cands], np.float32).reshape(k, 7)
     pad = max_instances
     out = {
         "rgb": rgb, "depth": depth, "instance": instance, "semantic": semantic,
         "num_instances": np.uint16(k),
-        "amodal": pad_instances(amodal, pad, False),
+        "amodal": amodal_all,
         "instance_class": pad_instances(np.array([c["class_id"] for c in cands], np.uint8), pad, 0),
         "instance_object": pad_instances(np.array([c["object"] for c in cands], np.int32), pad, -1),
-        "modal_box": pad_instances(boxes(modal), pad, -1),
+        "modal_box": pad_instances(label_boxes(instance, k), pad, -1),
         "amodal_box": pad_instances(boxes(amodal), pad, -1),
         "modal_area": pad_instances(modal_area, pad, 0),
         "amodal_area": pad_instances(amodal_area, pad, 0),

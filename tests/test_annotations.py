@@ -84,3 +84,13 @@ def test_a_count_near_the_digit_is_refused():
     name, digit = A.amodal_pass(1)
     with pytest.raises(ValueError, match="crosses one ray 200 times"):
         A.unpack_amodal({name: np.full((2, 2), 200 * digit, np.float32)}, 2, (2, 2))
+
+
+def test_label_boxes_are_the_boxes_of_each_label():
+    labels = np.zeros((9, 11), np.uint16)
+    labels[2:5, 3:4] = 1
+    labels[0, 10] = 3  # a one-pixel instance in a corner; label 2 absent
+    labels[8, 0:11] = 4
+    want = A.boxes(labels[None] == np.arange(1, 5, dtype=np.uint16)[:, None, None])
+    np.testing.assert_array_equal(A.label_boxes(labels, 4), want)
+    np.testing.assert_array_equal(want, [[3, 2, 4, 5], [-1, -1, -1, -1], [10, 0, 11, 1], [0, 8, 11, 9]])
