@@ -24,7 +24,7 @@ import torch
 from trainer import checkpoint
 from trainer.amodal_model import DEFAULT_CLASSES, SIZES, build_amodal
 from trainer.init_weights import InitError
-from trainer.watch import amodal_score, resume_mismatch, tensorboard, val_problem
+from trainer.watch import amodal_score, restore_run, tensorboard, val_problem
 
 
 @dataclass
@@ -139,18 +139,10 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
     step, epoch, consumed, best = 0, 0, 0, math.inf
     out.mkdir(parents=True, exist_ok=True)
     if resume:
-        try:
-            ck = checkpoint.load(last, kind="amodal", device=device)
-        except checkpoint.CheckpointError as exc:
-            raise TrainError(str(exc)) from None
-        why = resume_mismatch(ck["config"], _plain(asdict(cfg)), _plain(asdict(AmodalTrainConfig())))
-        if why:
-            raise TrainError(why)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        ck = restore_run(last, kind="amodal", device=device, now=_plain(asdict(cfg)),
+                         defaults=_plain(asdict(AmodalTrainConfig())), model=model, opt=opt, sched=sched,
+                         error=TrainError)
         step, epoch, consumed, best = ck["step"], ck["epoch"], ck["consumed"], ck["best"]
-        torch.set_rng_state(ck["rng"])
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     names = ["loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask", "loss_amodal",

@@ -123,19 +123,11 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     step, epoch, consumed, cpu_used = 0, 0, 0, 0.0
     if resume:
-        try:
-            ck = checkpoint.load(last, kind="completion", device=device)
-        except checkpoint.CheckpointError as exc:
-            raise TrainError(str(exc)) from None
-        from trainer.watch import resume_mismatch
-        why = resume_mismatch(ck["config"], _plain(asdict(cfg)), _plain(asdict(CompletionTrainConfig())))
-        if why:
-            raise TrainError(why)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        from trainer.watch import restore_run
+        ck = restore_run(last, kind="completion", device=device, now=_plain(asdict(cfg)),
+                         defaults=_plain(asdict(CompletionTrainConfig())), model=model, opt=opt, sched=sched,
+                         error=TrainError)
         step, epoch, consumed, cpu_used = ck["step"], ck["epoch"], ck["consumed"], ck["cpu_seconds"]
-        torch.set_rng_state(ck["rng"])
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0 and not resume:  # written whole before the first step: a full disk shows here, in one line
         write_text(out / "log.csv", "step,loss,lr,instances_per_s,cpu_s\r\n")
