@@ -105,40 +105,32 @@ def summarise(args, runs, ev) -> str:
         return np.mean(vals), (np.std(vals, ddof=1) if len(vals) > 1 else 0.0)
 
     cols = [(sp, d) for sp in SPLITS for d in DEGRADE]
+
+    def cells(row, metric):
+        """A row's table cells: the baselines' one value (no seeds, no depth), else mean ± std."""
+        if row in ("visible", "hull"):
+            return [f"{100 * res[(row, 0, sp, 'exact')]['all'][metric]:.1f}" for sp, _ in cols]
+        return [f"{100 * m:.1f} ± {100 * sd:.1f}" for m, sd in (cell(row, sp, d, metric) for sp, d in cols)]
+
     lines = ["Occluded-part mIoU (%), mean ± std over seeds:", "",
              "| row | steps | " + " | ".join(f"{sp}, {d}" for sp, d in cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for row in ["visible", "hull"] + list(ROWS):
         steps = "-" if row in ("visible", "hull") else f"{np.mean([runs[(row, s)]['steps'] for s in range(args.seeds)]):.0f}"
-        cells = []
-        for sp, d in cols:
-            if row in ("visible", "hull"):
-                v = res[(row, 0, sp, "exact")]["all"]["occluded"]
-                cells.append(f"{100 * v:.1f}")
-            else:
-                m, sd = cell(row, sp, d, "occluded")
-                cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
-        lines.append(f"| {row} | {steps} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row} | {steps} | " + " | ".join(cells(row, "occluded")) + " |")
     lines += ["", "Full mIoU (%), mean ± std over seeds:", "",
               "| row | " + " | ".join(f"{sp}, {d}" for sp, d in cols) + " |", "|---|" + "---:|" * len(cols)]
     for row in ["visible", "hull"] + list(ROWS):
-        cells = []
-        for sp, d in cols:
-            if row in ("visible", "hull"):
-                cells.append(f"{100 * res[(row, 0, sp, 'exact')]['all']['full']:.1f}")
-            else:
-                m, sd = cell(row, sp, d, "full")
-                cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row} | " + " | ".join(cells(row, "full")) + " |")
     lines += ["", "Gaps to the RGB row, occluded-part mIoU (points); * = |gap| > 2 x the larger seed std of the two:", "",
               "| row | " + " | ".join(f"{sp}, {d}" for sp, d in cols) + " |", "|---|" + "---:|" * len(cols)]
     for row in list(ROWS)[1:]:
-        cells = []
+        gaps = []
         for sp, d in cols:
             m, sd = cell(row, sp, d, "occluded")
             m0, sd0 = cell("RGB", sp, d, "occluded")
             gap = 100 * (m - m0)
-            cells.append(f"{gap:+.1f}{' *' if abs(gap) > 2 * 100 * max(sd, sd0) else ''}")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            gaps.append(f"{gap:+.1f}{' *' if abs(gap) > 2 * 100 * max(sd, sd0) else ''}")
+        lines.append(f"| {row} | " + " | ".join(gaps) + " |")
     cpu = [v["cpu_s"] for v in runs.values()]
     lines += ["", "Test splits: " + "; ".join(f"{sp}: {c['scenes']} scenes, {c['instances']} instances "
                                                 f"({c['occluded']} occluded)" for sp, c in counts.items()),
