@@ -24,7 +24,8 @@ import torch
 from trainer import checkpoint
 from trainer.amodal_model import DEFAULT_CLASSES, SIZES, build_amodal
 from trainer.init_weights import InitError
-from trainer.watch import amodal_score, restore_run, tensorboard, val_problem
+from trainer.runs import any_rank, restore_run
+from trainer.watch import amodal_score, tensorboard, val_problem
 
 
 @dataclass
@@ -196,9 +197,7 @@ def train(scene_urls, out_dir: str, cfg: AmodalTrainConfig, resume: bool = False
                 stopping = (step >= cfg.steps or (stop_after is not None and step - start >= stop_after)
                             or (minutes is not None and time.perf_counter() - t_start > 60 * minutes))
                 if world > 1 and minutes is not None:  # every rank stops at the same step
-                    flag = torch.tensor([int(stopping)], device=device)
-                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                    stopping = bool(flag.item())
+                    stopping = any_rank(stopping, device)
                 val_due = bool(cfg.val) and (step % (cfg.val_every or cfg.ckpt_every) == 0 or stopping)
                 if rank == 0 and (step % cfg.ckpt_every == 0 or stopping or val_due):
                     if cfg.val:  # best = the lowest -AP: the highest validation AP

@@ -28,6 +28,7 @@ from trainer import checkpoint
 from trainer.completion_crops import check_inputs
 from trainer.completion_data import DEFAULT_CLASSES
 from trainer.completion_model import build_completion, loss_fn
+from trainer.runs import any_rank, restore_run
 
 
 @dataclass
@@ -123,7 +124,6 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     step, epoch, consumed, cpu_used = 0, 0, 0, 0.0
     if resume:
-        from trainer.watch import restore_run
         ck = restore_run(last, kind="completion", device=device, now=_plain(asdict(cfg)),
                          defaults=_plain(asdict(CompletionTrainConfig())), model=model, opt=opt, sched=sched,
                          error=TrainError)
@@ -156,9 +156,7 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
                 consumed += 1
                 empty = len(x) == 0
                 if world > 1:  # a group without instances on any rank: every rank skips it, in lockstep
-                    flag = torch.tensor([int(empty)], device=device)
-                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                    empty = bool(flag.item())
+                    empty = any_rank(empty, device)
                 if empty:
                     continue
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -177,9 +175,7 @@ def train(scene_urls, out_dir: str, cfg: CompletionTrainConfig, resume: bool = F
                             or (minutes is not None and time.perf_counter() - t0 > 60 * minutes)
                             or (cpu_minutes is not None and cpu_used + cpu_seconds() - cpu0 > 60 * cpu_minutes))
                 if world > 1 and (minutes is not None or cpu_minutes is not None):  # every rank stops at one step
-                    flag = torch.tensor([int(stopping)], device=device)
-                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                    stopping = bool(flag.item())
+                    stopping = any_rank(stopping, device)
                 if step % cfg.log_every == 0 or stopping:
                     rate = n_window * world / (time.perf_counter() - t_window)
                     mean = float(np.mean(window))

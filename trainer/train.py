@@ -25,7 +25,8 @@ from trainer.augment import augment
 from trainer.contract import layered_forward, normalise_rgb
 from trainer.init_weights import InitError
 from trainer.losses import refine_loss
-from trainer.watch import refiner_score, resume_mismatch, tensorboard, val_problem
+from trainer.runs import resume_mismatch
+from trainer.watch import refiner_score, tensorboard, val_problem
 
 
 @dataclass
