@@ -101,9 +101,10 @@ def boxes(masks: np.ndarray) -> np.ndarray:
     """[x0, y0, x1, y1] (exclusive ends) per mask of (K, H, W); -1 rows for empty masks."""
     out = np.full((len(masks), 4), -1, np.int32)
     for k, m in enumerate(masks):
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        if rows.size:
-            out[k] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+        crop = _tight(m)
+        if crop is not None:
+            (y0, y1, x0, x1), _ = crop
+            out[k] = x0, y0, x1, y1
     return out
 
 
@@ -213,7 +214,7 @@ def _assemble(object_index, depth, crops: list, candidates, max_instances: int, 
     amodal_all[instance[ys, xs].astype(np.intp) - 1, ys, xs] = True
     amodal, amodal_box = amodal_all[:k], box[keep]
     amodal_area = np.array([np.count_nonzero(amodal[j, y0:y1, x0:x1])
-                            for j, (x0, y0, x1, y1) in enumerate(amodal_box)], np.int32).reshape(k)
+                            for j, (x0, y0, x1, y1) in enumerate(amodal_box)], np.int32)
     cands = [candidates[i] for i in keep]
     modal_area = np.bincount(instance.ravel(), minlength=k + 1)[1:k + 1].astype(np.int32)
     box3d = np.array([c["box3d"] for c in cands], np.float32).reshape(k, 7)
